@@ -1,0 +1,85 @@
+"""Galaxy Feature Atlas: the home page (``streamlit run app.py``).
+
+Shows the loaded atlas (survey, stages, metrics, timings) and, on a machine with no atlas yet,
+starts building the demo atlas in the background and follows it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from galaxyml.atlas import home, list_runs
+from precompute.jobs import start_build
+from precompute.lock import BuildLocked
+from ui import loaders
+from ui.sidebar import DEFAULT_PRESET, sidebar
+from ui.widgets import gallery, mock_badge
+
+st.set_page_config(page_title="Galaxy Feature Atlas", page_icon=":material/blur_on:", layout="wide")
+
+# First launch: nothing under the home yet, so build the demo atlas (once) in the background.
+if not list_runs() and not st.session_state.get("auto_started"):
+    st.session_state["auto_started"] = True
+    try:
+        start_build(home(), DEFAULT_PRESET, DEFAULT_PRESET)
+    except (BuildLocked, PermissionError) as e:
+        st.session_state["auto_error"] = str(e)
+
+sel = sidebar()
+st.title("Galaxy Feature Atlas")
+st.caption("What machine-learning models have learned about galaxies: sparse features of galaxy "
+           "embeddings, their top galaxies, and the catalog properties behind them.")
+
+if err := st.session_state.get("auto_error"):
+    st.error(f"Could not start the demo build: {err}")
+
+atlas = sel.atlas
+if atlas is None:
+    if sel.status.state == "running":
+        st.info(f"Building atlas **{sel.run}** in the background (preset *{sel.status.preset or DEFAULT_PRESET}*). "
+                "Pages fill in as stages finish; progress is in the sidebar.", icon=":material/hourglass_top:")
+        st.progress(sel.status.fraction, text=f"{sel.status.stage}: {sel.status.message}")
+    elif sel.error:
+        st.error(sel.error)
+    else:
+        st.info("No atlas is loaded. Start a build from the sidebar: *quick* takes under a minute, "
+                "*demo* a few minutes.", icon=":material/arrow_back:")
+    st.stop()
+
+manifest = atlas.manifest
+stage_names = list(dict.fromkeys([*manifest.get("config", {}), *manifest["stages"], *sel.status.stages]))
+ready = set(atlas.ready_stages())
+
+st.subheader(f"Atlas · {atlas.name}")
+if atlas.ready("survey"):
+    meta = atlas.survey_meta()
+    mock_badge(atlas.is_mock)
+    m = atlas.metrics("survey")
+    cols = st.columns(4)
+    cols[0].metric("Galaxies", f"{m.get('n_galaxies', 0):,}")
+    cols[1].metric("Bands", " ".join(m.get("bands", "")))
+    cols[2].metric("Cutout", f"{m.get('image_size_px', '?')} px · {meta.get('pixel_scale_arcsec', '?')}″/px")
+    cols[3].metric("Stages ready", f"{len(ready)}/{len(stage_names)}")
+    if atlas.ready("thumbnails"):
+        thumbs = loaders.thumbnails(atlas)
+        ids = loaders.catalog(atlas)["galaxy_id"]
+        gallery(thumbs[:12], ids.iloc[:12].tolist(), width=96)
+
+rows = []
+for name in stage_names:
+    entry = manifest["stages"].get(name, {})
+    metrics = entry.get("metrics", {})
+    flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    for sub, vals in ((k, v) for k, v in metrics.items() if isinstance(v, dict)):
+        flat.update({f"{sub}.{k}": v for k, v in vals.items()})
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in flat.items())
+    state = "ready" if name in ready else ("building" if sel.status.stage == name and sel.status.state == "running"
+                                           else "waiting" if sel.status.state == "running" else "missing")
+    rows.append({"stage": name, "status": state, "seconds": entry.get("seconds"), "metrics": shown})
+st.markdown("#### Stages")
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+             column_config={"seconds": st.column_config.NumberColumn("time [s]", format="%.1f")})
+
+st.markdown("#### Next")
+st.page_link("pages/atlas.py", label="Browse the sparse features of the TopK SAE", icon=":material/grid_view:")

@@ -1,0 +1,228 @@
+"""The run directory ("atlas"): manifest, atomic stage folders, and the typed loaders pages use.
+
+Layout of ``<home>/<run>/``::
+
+    manifest.json        finished stages: config hash, input hashes, version, files, metrics
+    progress.jsonl       one JSON event per line, appended by the running build
+    .lock                pid of the process building this run (absent when idle)
+    <stage>/             one folder per finished stage, renamed into place when complete
+    .tmp-<stage>-<id>/   a stage being written (never read by a loader)
+
+A stage is *ready* when the manifest lists it, its folder holds every listed file with the
+listed size, and the hashes of its inputs match the stages it was built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MANIFEST = "manifest.json"
+PROGRESS = "progress.jsonl"
+LOCK = ".lock"
+TMP_PREFIX = ".tmp-"
+MANIFEST_FORMAT = 1
+
+
+class AtlasError(RuntimeError):
+    """An atlas cannot be opened or lacks what was asked; the message says what to do."""
+
+
+def home() -> Path:
+    """Root folder of all runs: ``$GALAXYML_HOME`` if set, else ``./runs``."""
+    return Path(os.environ.get("GALAXYML_HOME") or "runs").expanduser().absolute()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in 4 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """Read and validate ``manifest.json``; a missing or corrupt one raises :class:`AtlasError`."""
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        raise AtlasError(f"{path} does not exist: this run has no finished stage yet; build it with "
+                         f"`python -m precompute --run {run_dir.name}`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AtlasError(f"{path} is corrupt ({e.__class__.__name__}: {e}); rebuild the run with "
+                         f"`python -m precompute --run {run_dir.name}` (finished stage folders are reused)") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
+        raise AtlasError(f"{path} is not an atlas manifest (no 'stages' table); rebuild the run")
+    return manifest
+
+
+def empty_manifest(run_name: str) -> dict[str, Any]:
+    return {"format": MANIFEST_FORMAT, "run": run_name, "stages": {}, "config": {}, "versions": {}}
+
+
+def stage_files(folder: Path) -> dict[str, Path]:
+    """Every regular file under ``folder``, keyed by its POSIX path relative to the folder."""
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def commit_stage_dir(run_dir: Path, stage: str, tmp_dir: Path) -> Path:
+    """Rename a finished temporary stage folder into place, replacing any older one."""
+    final = run_dir / stage
+    old = None
+    if final.exists():
+        old = run_dir / f"{TMP_PREFIX}old-{stage}-{uuid.uuid4().hex[:8]}"
+        os.replace(final, old)
+    os.replace(tmp_dir, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def stage_is_ready(run_dir: Path, manifest: dict[str, Any], stage: str) -> bool:
+    """True when ``stage`` is listed, complete on disk, and built from the current inputs."""
+    entry = manifest["stages"].get(stage)
+    if not entry:
+        return False
+    folder = run_dir / stage
+    for rel, size in entry.get("bytes", {}).items():
+        f = folder / rel
+        if not f.is_file() or f.stat().st_size != size:
+            return False
+    for dep, dep_hash in entry.get("input_hashes", {}).items():
+        dep_entry = manifest["stages"].get(dep)
+        if not dep_entry or dep_entry.get("hash") != dep_hash:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run folder under the home: its name, path and whether it has a readable manifest."""
+
+    name: str
+    path: Path
+    has_manifest: bool
+    modified: float
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """Run folders under ``root`` (default :func:`home`), most recently modified first."""
+    root = root or home()
+    if not root.is_dir():
+        return []
+    runs = []
+    for p in root.iterdir():
+        if p.is_dir() and not p.name.startswith("."):
+            m = p / MANIFEST
+            stamp = max((f.stat().st_mtime for f in (m, p / PROGRESS) if f.exists()), default=p.stat().st_mtime)
+            runs.append(RunInfo(p.name, p, m.is_file(), stamp))
+    return sorted(runs, key=lambda r: -r.modified)
+
+
+class Atlas:
+    """Read-only view of one run directory, with typed loaders for each stage's artifacts.
+
+    Examples
+    --------
+    >>> atlas = Atlas.open(home() / "demo")  # doctest: +SKIP
+    >>> atlas.ready("sae"), atlas.metrics("sae")["fvu"]  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = path
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Atlas":
+        path = Path(path)
+        if not path.is_dir():
+            raise AtlasError(f"no atlas at {path}: the folder does not exist")
+        return cls(path, read_manifest(path))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def ready(self, stage: str) -> bool:
+        return stage_is_ready(self.path, self.manifest, stage)
+
+    def ready_stages(self) -> list[str]:
+        return [s for s in self.manifest["stages"] if self.ready(s)]
+
+    def stage_dir(self, stage: str) -> Path:
+        """Folder of a ready stage; raises :class:`AtlasError` naming what is missing."""
+        if not self.ready(stage):
+            raise AtlasError(f"atlas '{self.name}' has no finished '{stage}' stage yet; "
+                             f"build it with `python -m precompute --run {self.name}`")
+        return self.path / stage
+
+    def metrics(self, stage: str) -> dict[str, Any]:
+        return dict(self.manifest["stages"].get(stage, {}).get("metrics", {}))
+
+    def load_npy(self, stage: str, name: str, mmap: bool = True) -> np.ndarray:
+        return np.load(self.stage_dir(stage) / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    def load_json(self, stage: str, name: str) -> Any:
+        return json.loads((self.stage_dir(stage) / name).read_text())
+
+    def load_table(self, stage: str, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.stage_dir(stage) / name)
+
+    # Typed loaders -------------------------------------------------------------------------
+    def survey(self):
+        """The survey (images memory-mapped)."""
+        from galaxyml.data.survey import Survey
+
+        return Survey.load(self.stage_dir("survey"))
+
+    def catalog(self) -> pd.DataFrame:
+        from galaxyml.data.survey import CATALOG_FILE
+
+        return self.load_table("survey", CATALOG_FILE)
+
+    def survey_meta(self) -> dict[str, Any]:
+        from galaxyml.data.survey import META_FILE
+
+        return self.load_json("survey", META_FILE).get("meta", {})
+
+    @property
+    def is_mock(self) -> bool:
+        return bool(self.ready("survey") and self.survey_meta().get("is_mock"))
+
+    def thumbnails(self) -> np.ndarray:
+        """(N, H, W, 3) uint8 display thumbnails, memory-mapped."""
+        return self.load_npy("thumbnails", "thumbnails.npy")
+
+    def embeddings(self) -> np.ndarray:
+        """(N, D) float32 encoder embeddings, memory-mapped."""
+        return self.load_npy("embeddings", "embeddings.npy")
+
+    def feature_set(self, model: str = "sae"):
+        """The :class:`~galaxyml.features.FeatureSet` of a feature model (``sae``, ...)."""
+        from galaxyml.features import FeatureSet
+
+        return FeatureSet.load(self, model)
+
+    def similarity_index(self):
+        """The FAISS index over the embeddings (see :mod:`galaxyml.index`)."""
+        from galaxyml.index import load_index
+
+        return load_index(self.stage_dir("index"))

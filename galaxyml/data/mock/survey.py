@@ -1,0 +1,69 @@
+"""Assemble the mock catalog and images into a ``Survey`` (in memory or streamed to disk)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from galaxyml.data.mock.catalog import UNITS, draw_catalog
+from galaxyml.data.mock.config import MockConfig
+from galaxyml.data.mock.render import render_images
+from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def mock_meta(cfg: MockConfig) -> dict:
+    """Survey metadata: units, truth columns and the prediction floor of each property.
+
+    The floor of a property is the scatter injected around the relation that ties it to what is
+    visible in the image; no model can predict it better from the image alone.
+    """
+    return {
+        "source": "mock",
+        "is_mock": True,
+        "flux_unit": "nanomaggy",
+        "zero_point_mag": 22.5,
+        "pixel_scale_arcsec": cfg.pixel_scale_arcsec,
+        "psf_fwhm_arcsec": cfg.psf_fwhm_arcsec,
+        "units": dict(UNITS),
+        "truth_columns": [c for c in UNITS if c not in ("ra", "dec")],
+        "prediction_floors": {
+            "oh_12": cfg.metallicity_scatter_dex,
+            "n2": cfg.metallicity_scatter_dex / 0.57,
+            "log_sfr": cfg.main_sequence_scatter_dex,
+            "log_ssfr": cfg.main_sequence_scatter_dex,
+        },
+        "config": dataclasses.asdict(cfg),
+    }
+
+
+def make_mock_survey(cfg: MockConfig) -> Survey:
+    """Generate the whole mock survey in memory (for small surveys and tests)."""
+    catalog = draw_catalog(cfg)
+    images = render_images(cfg, catalog, first_index=0)
+    return Survey(catalog=catalog, images=images, bands=cfg.bands, meta=mock_meta(cfg))
+
+
+def write_mock_survey(cfg: MockConfig, folder: Path, progress: ProgressFn | None = None, chunk: int = 256) -> Survey:
+    """Render the mock survey straight into ``folder`` in chunks, images as an npy memmap."""
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog = draw_catalog(cfg)
+    n, size = len(catalog), cfg.image_size_px
+    images = np.lib.format.open_memmap(
+        folder / IMAGES_FILE, mode="w+", dtype=np.float32, shape=(n, len(cfg.bands), size, size)
+    )
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        images[start:stop] = render_images(cfg, catalog.iloc[start:stop], first_index=start)
+        if progress:
+            progress(stop, n, f"rendered {stop:,}/{n:,} galaxies")
+    images.flush()
+    del images
+    catalog.to_parquet(folder / CATALOG_FILE, index=False)
+    (folder / META_FILE).write_text(json.dumps({"bands": list(cfg.bands), "meta": mock_meta(cfg)}, indent=1))
+    return Survey.load(folder)

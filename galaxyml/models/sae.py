@@ -1,0 +1,144 @@
+"""TopK sparse autoencoder (Gao et al. 2024, arXiv:2406.04093): z = TopK(ReLU(W_enc (x - b_pre) + b_enc)),
+x_hat = W_dec^T z + b_pre, with unit-norm decoder rows and the AuxK loss that revives dead latents.
+
+Decoding is sparse: ``F.embedding_bag`` sums the k decoder rows of each sample weighted by their
+activations, so neither the forward nor the backward pass ever forms the dense (B, M) code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+
+def fvu(x: Tensor, x_hat: Tensor) -> Tensor:
+    """Fraction of variance unexplained, sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the batch."""
+    return (x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+
+
+def topk_relu(pre_acts: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Values and indices of the k largest activations per row: (B, M) -> (B, k), (B, k)."""
+    return pre_acts.topk(k, dim=-1, sorted=False)
+
+
+def dead_mask(galaxies_since_fired: Tensor, threshold: int) -> Tensor:
+    """Latents that have not fired for more than ``threshold`` galaxies."""
+    return galaxies_since_fired > threshold
+
+
+class ForwardOutput(NamedTuple):
+    """Output of :meth:`TopKSAE.forward`."""
+
+    x_hat: Tensor
+    """(B, d) reconstruction."""
+    top_acts: Tensor
+    """(B, k) activations of the active latents."""
+    top_indices: Tensor
+    """(B, k) indices of the active latents."""
+    fvu: Tensor
+    """Scalar fraction of variance unexplained."""
+    auxk_loss: Tensor
+    """Scalar AuxK loss (0 when no latent is dead)."""
+
+
+class TopKSAE(nn.Module):
+    r"""TopK sparse autoencoder.
+
+    Scaling and evaluating sparse autoencoders (Gao et al., 2024)
+    https://arxiv.org/abs/2406.04093
+
+    Arguments:
+        d_in: The embedding size d.
+        n_latents: The number of latents M (the demo uses 8 d).
+        k: The number of active latents per sample.
+
+    Shapes: x (B, d) -> codes (B, k) indices and values -> x_hat (B, d).
+    """
+
+    def __init__(self, d_in: int, n_latents: int, k: int):
+        super().__init__()
+        if not 0 < k <= n_latents:
+            raise ValueError(f"sae.k must be in [1, n_latents={n_latents}], got {k}")
+        self.d_in, self.n_latents, self.k = d_in, n_latents, k
+        self.encoder = nn.Linear(d_in, n_latents)
+        self.encoder.bias.data.zero_()
+        # Decoder rows start as the normalised encoder rows (the scheme of OpenAI and sparsify).
+        self.W_dec = nn.Parameter(self.encoder.weight.data.clone())
+        self.b_pre = nn.Parameter(torch.zeros(d_in))
+        self.set_decoder_norm_to_unit_norm()
+
+    def pre_acts(self, x: Tensor) -> Tensor:
+        """(B, d) -> (B, M) non-negative pre-activations."""
+        return F.relu(self.encoder(x - self.b_pre))
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, d) -> sparse codes: values (B, k) and latent indices (B, k)."""
+        return topk_relu(self.pre_acts(x), self.k)
+
+    def decode(self, top_acts: Tensor, top_indices: Tensor) -> Tensor:
+        """Sparse codes (B, k) -> (B, d), via embedding_bag (never a dense (B, M) product)."""
+        y = F.embedding_bag(top_indices, self.W_dec, per_sample_weights=top_acts, mode="sum")
+        return y + self.b_pre
+
+    def forward(self, x: Tensor, dead: Tensor | None = None) -> ForwardOutput:
+        pre = self.pre_acts(x)
+        top_acts, top_indices = topk_relu(pre, self.k)
+        x_hat = self.decode(top_acts, top_indices)
+        e = x - x_hat
+        total_variance = (x - x.mean(0)).pow(2).sum()
+        auxk_loss = x_hat.new_tensor(0.0)
+        if dead is not None and (n_dead := int(dead.sum())) > 0:
+            # AuxK (Gao et al. 2024, appendix B.1, as in sparsify): the top k_aux dead latents
+            # model the residual of the live ones; k_aux = d/2, scaled down when few are dead.
+            k_aux = self.d_in // 2
+            scale = min(n_dead / k_aux, 1.0)
+            aux_pre = torch.where(dead[None], pre, -torch.inf)
+            aux_acts, aux_idx = aux_pre.topk(min(k_aux, n_dead), sorted=False)
+            e_hat = self.decode(aux_acts, aux_idx)
+            auxk_loss = scale * (e_hat - e.detach()).pow(2).sum() / total_variance
+        return ForwardOutput(x_hat, top_acts, top_indices, e.pow(2).sum() / total_variance, auxk_loss)
+
+    @torch.no_grad()
+    def set_decoder_norm_to_unit_norm(self) -> None:
+        self.W_dec.data /= self.W_dec.data.norm(dim=1, keepdim=True).clamp_min(torch.finfo(self.W_dec.dtype).eps)
+
+    @torch.no_grad()
+    def remove_gradient_parallel_to_decoder_directions(self) -> None:
+        """Project out the gradient component that would change the decoder rows' norms."""
+        if self.W_dec.grad is None:
+            return
+        parallel = (self.W_dec.grad * self.W_dec.data).sum(dim=1, keepdim=True)
+        self.W_dec.grad -= parallel * self.W_dec.data
+
+    def config(self) -> dict[str, int]:
+        return {"d_in": self.d_in, "n_latents": self.n_latents, "k": self.k}
+
+
+def default_lr(n_latents: int) -> float:
+    """Learning-rate scaling law of Gao et al. (2024): 2e-4 / sqrt(M / 2^14)."""
+    return 2e-4 / math.sqrt(n_latents / 2**14)
+
+
+WEIGHTS_FILE = "sae.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def save_sae(sae: TopKSAE, folder: Path, **extra) -> None:
+    """Weights as safetensors plus a JSON config (as sparsify's ``save_to_disk``)."""
+    save_file({k: v.contiguous() for k, v in sae.state_dict().items()}, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps({**sae.config(), **extra}, indent=1))
+
+
+def load_sae(folder: Path) -> tuple[TopKSAE, dict]:
+    """Read a SAE written by :func:`save_sae`; returns the model and its config (with extras)."""
+    info = json.loads((folder / CONFIG_FILE).read_text())
+    sae = TopKSAE(info["d_in"], info["n_latents"], info["k"])
+    sae.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    return sae.eval(), info

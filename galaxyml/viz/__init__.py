@@ -1,0 +1,1 @@
+"""Image grids, figures and exports."""

@@ -1,0 +1,78 @@
+"""Start, follow and cancel builds as separate OS processes (used by the app's sidebar).
+
+A build started here runs ``python -m precompute`` in its own session, so it survives reruns,
+page switches and browser refreshes, and a cancel stops its whole process group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from precompute import lock
+from precompute.config import preset_path, read_preset
+from precompute.progress import BuildProgress, read_events, summarise
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOG_FILE = "build.log"
+PARENT_ENV = "GALAXYML_LOCK_PARENT"
+
+
+def build_status(run_dir: Path) -> BuildProgress:
+    """State of the latest build of ``run_dir`` (running only while its process lives)."""
+    alive = lock.read_lock(run_dir) is not None
+    status = summarise(read_events(run_dir), alive)
+    if alive and status.state != "running":
+        status.state, status.message = "running", "starting…"
+    if status.state == "idle" and (run_dir / LOG_FILE).is_file():
+        tail = (run_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()[-1:]
+        if tail and tail[0].startswith("error:"):
+            status.state, status.error = "failed", tail[0].removeprefix("error:").strip()
+    return status
+
+
+def start_build(home: Path, run: str, preset: str, overrides: tuple[str, ...] = ()) -> int:
+    """Spawn a build of ``preset`` into ``home/run``; returns the builder's pid.
+
+    Raises :class:`precompute.lock.BuildLocked` if this run is being built, and
+    :class:`precompute.config.ConfigError` for an unknown or malformed preset.
+    """
+    preset_file = preset_path(preset)
+    read_preset(preset)  # a malformed preset fails here, in the caller, with its message
+    from precompute.runner import prepare_run_dir
+
+    run_dir = prepare_run_dir(home, run)
+    lock.acquire(run_dir, preset=preset)  # held for the child until it takes over
+    cmd = [sys.executable, "-m", "precompute", "--preset", str(preset_file), "--run", run, "--home", str(home), "--quiet"]
+    for o in overrides:
+        cmd += ["--set", o]
+    env = {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONPATH": os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    try:
+        with open(run_dir / LOG_FILE, "w") as log_file:
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        lock.release(run_dir)
+        raise
+    lock.rewrite(run_dir, proc.pid, preset=preset)
+    return proc.pid
+
+
+def cancel_build(run_dir: Path) -> bool:
+    """Ask the build of ``run_dir`` to stop (SIGTERM to its process group); False if none runs."""
+    holder = lock.read_lock(run_dir)
+    if holder is None:
+        return False
+    pid = int(holder["pid"])
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+    return True

@@ -1,0 +1,193 @@
+"""Run stages into a run directory: hashing, skip-on-rerun, atomic commits, manifest, progress.
+
+A stage's hash covers its name, version, canonical config and the hashes of the stages it reads,
+so a changed config reruns that stage and everything downstream of it, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from galaxyml.atlas import (
+    TMP_PREFIX, commit_stage_dir, empty_manifest, read_manifest, sha256_file, stage_files, stage_is_ready,
+    write_json_atomic, AtlasError, MANIFEST,
+)
+from precompute import lock
+from precompute.config import canonical_json, sha256_text
+from precompute.progress import ProgressLog
+from precompute.stage import Stage, StageContext, log
+
+LIBRARIES = ("numpy", "torch", "faiss-cpu", "astropy", "pandas", "scikit-learn", "safetensors")
+
+
+class BuildCancelled(Exception):
+    """The build was asked to stop (SIGTERM / SIGINT)."""
+
+
+class StageFailed(RuntimeError):
+    """A stage raised; the message names the stage and the cause."""
+
+
+def stage_hashes(stages: dict[str, Stage], configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """For every stage: config_hash, input_hashes and the combined hash, in registry order."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, stage in stages.items():
+        config_hash = sha256_text(canonical_json({"stage": name, "version": stage.version, "config": configs[name]}))
+        inputs = {dep: out[dep]["hash"] for dep in stage.inputs}
+        out[name] = {
+            "config_hash": config_hash,
+            "input_hashes": inputs,
+            "hash": sha256_text(canonical_json({"config": config_hash, "inputs": inputs})),
+        }
+    return out
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_pipeline` did: per stage, 'ran' or 'skipped', and seconds."""
+
+    run_dir: Path
+    actions: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_run_dir(home: Path, run: str) -> Path:
+    if not run or "/" in run or run.startswith("."):
+        raise ValueError(f"run name {run!r} must be a plain folder name (letters, digits, - and _)")
+    run_dir = home / run
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{uuid.uuid4().hex[:6]}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"cannot write to {run_dir} ({e.strerror}); set GALAXYML_HOME to a writable folder") from e
+    return run_dir
+
+
+def _load_or_new_manifest(run_dir: Path) -> dict[str, Any]:
+    if not (run_dir / MANIFEST).exists():
+        return empty_manifest(run_dir.name)
+    try:
+        return read_manifest(run_dir)
+    except AtlasError:
+        # A corrupt manifest is set aside (never deleted) and the stages are rebuilt.
+        broken = run_dir / f"manifest.corrupt-{int(time.time())}.json"
+        os.replace(run_dir / MANIFEST, broken)
+        log.warning("manifest was corrupt; kept as %s and rebuilding", broken.name)
+        return empty_manifest(run_dir.name)
+
+
+def _install_signal_handlers() -> Callable[[], None]:
+    def handler(signum, frame):
+        raise BuildCancelled(f"cancelled by signal {signal.Signals(signum).name}")
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in previous:
+        signal.signal(s, handler)
+    return lambda: [signal.signal(s, h) for s, h in previous.items()]
+
+
+def run_pipeline(
+    home: Path, run: str, stages: dict[str, Stage], configs: dict[str, Any], preset: str = "",
+    on_event: Callable[[dict[str, Any]], None] | None = None, force: tuple[str, ...] = (),
+) -> RunResult:
+    """Build ``stages`` into ``home/run``, skipping those whose hash is unchanged.
+
+    Raises :class:`precompute.lock.BuildLocked` if another process builds this run,
+    :class:`StageFailed` if a stage raises, :class:`BuildCancelled` on SIGTERM/SIGINT.
+    """
+    run_dir = prepare_run_dir(home, run)
+    lock.acquire(run_dir, preset=preset)
+    restore_signals = _install_signal_handlers()
+    progress = ProgressLog(run_dir)
+
+    def emit(event: str, **kw: Any) -> None:
+        progress.emit(event, **kw)
+        if on_event:
+            on_event({"event": event, **kw})
+
+    result = RunResult(run_dir)
+    t_run = time.time()
+    current = ""
+    try:
+        for stale in run_dir.glob(f"{TMP_PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
+        manifest = _load_or_new_manifest(run_dir)
+        manifest.update(run=run, preset=preset, versions=library_versions(),
+                        config={k: asdict(v) for k, v in configs.items()})
+        hashes = stage_hashes(stages, configs)
+        emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset, pid=os.getpid())
+        for i, (name, stage) in enumerate(stages.items()):
+            current = name
+            h = hashes[name]
+            entry = manifest["stages"].get(name, {})
+            if name not in force and entry.get("hash") == h["hash"] and stage_is_ready(run_dir, manifest, name):
+                result.actions[name] = "skipped"
+                emit("stage_skip", stage=name, message=f"{name}: unchanged, kept")
+                continue
+            emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({i + 1}/{len(stages)})")
+            # The old entry goes first, so no loader ever pairs it with a half-replaced folder.
+            if manifest["stages"].pop(name, None) is not None:
+                write_json_atomic(run_dir / MANIFEST, manifest)
+            tmp = run_dir / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+            ctx = StageContext(
+                name=name, cfg=configs[name], out=tmp,
+                inputs={dep: run_dir / dep for dep in stage.inputs},
+                report=lambda step, total, message, _n=name: emit("progress", stage=_n, step=step, total=total, message=message),
+            )
+            t0 = time.time()
+            try:
+                metrics = stage.run(ctx) or {}
+            except BuildCancelled:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            except Exception as e:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise StageFailed(f"stage '{name}' failed: {e.__class__.__name__}: {e}") from e
+            seconds = time.time() - t0
+            files = stage_files(tmp)
+            commit_stage_dir(run_dir, name, tmp)
+            manifest["stages"][name] = {
+                **h, "version": stage.version, "config": asdict(configs[name]),
+                "files": {rel: sha256_file(run_dir / name / rel) for rel in files},
+                "bytes": {rel: (run_dir / name / rel).stat().st_size for rel in files},
+                "seconds": round(seconds, 3), "metrics": json.loads(json.dumps(metrics, default=float)),
+                "finished": time.time(),
+            }
+            write_json_atomic(run_dir / MANIFEST, manifest)
+            result.actions[name], result.seconds[name] = "ran", seconds
+            emit("stage_done", stage=name, step=1, total=1, message=f"{name}: done in {seconds:.1f} s", seconds=seconds, metrics=metrics)
+        emit("done", message=f"'{run}' is complete ({time.time() - t_run:.1f} s)")
+        return result
+    except BuildCancelled as e:
+        emit("cancelled", stage=current, message=str(e))
+        raise
+    except Exception as e:
+        emit("failed", stage=current, message="build failed", error=str(e).splitlines()[0] if str(e) else e.__class__.__name__)
+        raise
+    finally:
+        restore_signals()
+        lock.release(run_dir)

@@ -1,0 +1,67 @@
+"""What a stage is: a name, a config dataclass, the stages it reads, and one function."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("precompute")
+
+
+@dataclass
+class StageContext:
+    """Everything a stage function gets: its config, where to write, what it reads."""
+
+    name: str
+    cfg: Any
+    out: Path
+    """Temporary folder to write into; renamed into place when the function returns."""
+    inputs: dict[str, Path]
+    """Folders of the finished stages this stage reads, by stage name."""
+    report: Callable[[int, int, str], None] = field(default=lambda step, total, message: None)
+    """Report progress as (step, total, message)."""
+
+    def progress(self, step: int, total: int, message: str = "") -> None:
+        self.report(step, total, message)
+
+
+StageFn = Callable[[StageContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage; ``run`` writes artifacts into ``ctx.out`` and returns its metrics."""
+
+    name: str
+    config_cls: type
+    inputs: tuple[str, ...]
+    run: StageFn
+    version: int = 1
+    description: str = ""
+
+
+REGISTRY: dict[str, Stage] = {}
+
+
+def register(name: str, config_cls: type, inputs: tuple[str, ...] = (), version: int = 1) -> Callable[[StageFn], StageFn]:
+    """Decorator adding a stage function to :data:`REGISTRY` (in dependency order)."""
+
+    def wrap(fn: StageFn) -> StageFn:
+        for dep in inputs:
+            if dep not in REGISTRY:
+                raise RuntimeError(f"stage '{name}' reads '{dep}', which must be registered before it")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        REGISTRY[name] = Stage(name, config_cls, tuple(inputs), fn, version, doc[0] if doc else "")
+        return fn
+
+    return wrap
+
+
+def all_stages() -> dict[str, Stage]:
+    """The registry with every built-in stage imported."""
+    import precompute.stages  # noqa: F401  (registers the stages)
+
+    return REGISTRY

@@ -1,0 +1,129 @@
+"""Stage ``encoder``: train the astroPT-style encoder by next-patch regression."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from galaxyml.data.survey import Survey
+from galaxyml.models.encoder import AstroPT, AstroPTConfig, Normalisation, save_encoder
+from precompute.stage import StageContext, register
+
+HISTORY_FILE = "history.json"
+
+
+@dataclass(frozen=True)
+class EncoderConfig(AstroPTConfig):
+    """Encoder shape (see :class:`AstroPTConfig`) and its training schedule."""
+
+    epochs: int = 6
+    """Passes over the training galaxies."""
+    batch_size: int = 64
+    """Galaxies per optimisation step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (cosine decay after a linear warm-up)."""
+    warmup_steps: int = 50
+    """Linear warm-up steps."""
+    weight_decay: float = 0.05
+    """AdamW weight decay."""
+    val_fraction: float = 0.1
+    """Share of galaxies held out to measure the validation loss."""
+    softening_nmgy: float = 0.02
+    """asinh softening of the input fluxes [nanomaggies], about 3 sigma of the r-band sky."""
+    augment: bool = True
+    """Random flips and 90-degree rotations during training."""
+    seed: int = 0
+    """Seed of initialisation, split and batch order."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("encoder.epochs and encoder.batch_size must be >= 1")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ValueError(f"encoder.val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        if self.lr <= 0 or self.softening_nmgy <= 0:
+            raise ValueError("encoder.lr and encoder.softening_nmgy must be positive")
+
+    def model_config(self) -> AstroPTConfig:
+        return AstroPTConfig(**{f.name: getattr(self, f.name) for f in fields(AstroPTConfig)})
+
+
+def get_lr(step: int, total: int, cfg: EncoderConfig) -> float:
+    """Linear warm-up then cosine decay to 10% of the peak (nanoGPT's schedule)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip and rotation by a multiple of 90 degrees, one draw per batch."""
+    if torch.rand((), generator=gen) < 0.5:
+        x = x.flip(-1)
+    return torch.rot90(x, int(torch.randint(4, (), generator=gen)), dims=(-2, -1))
+
+
+@torch.no_grad()
+def evaluate(model: AstroPT, images: np.ndarray, idx: np.ndarray, norm: Normalisation, batch: int) -> float:
+    model.eval()
+    losses = [model(norm(images[np.sort(idx[s : s + batch])])).loss.item() for s in range(0, len(idx), batch)]
+    model.train()
+    return float(np.mean(losses))
+
+
+@register("encoder", EncoderConfig, inputs=("survey",))
+def train_encoder(ctx: StageContext) -> dict:
+    """Train the astroPT-style encoder on the survey images (next-patch regression)."""
+    cfg: EncoderConfig = ctx.cfg
+    survey = Survey.load(ctx.inputs["survey"])
+    images = survey.images
+    n, c, h, w = images.shape
+    if (c, h) != (cfg.n_chan, cfg.image_size):
+        raise ValueError(f"encoder expects {cfg.n_chan}x{cfg.image_size}px images, the survey has {c}x{h}px; "
+                         f"set encoder.n_chan / encoder.image_size")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    perm = rng.permutation(n)
+    n_val = max(1, int(round(cfg.val_fraction * n)))
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    norm = Normalisation.fit(np.asarray(images[np.sort(train_idx[:2048])]), cfg.softening_nmgy)
+
+    model = AstroPT(cfg.model_config())
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    history: list[dict] = []
+    step, t0 = 0, time.time()
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(train_idx)
+        running = []
+        for s in range(0, len(order), cfg.batch_size):
+            x = norm(images[np.sort(order[s : s + cfg.batch_size])])
+            if cfg.augment:
+                x = augment(x, gen)
+            for group in optimiser.param_groups:
+                group["lr"] = get_lr(step, total_steps, cfg)
+            loss = model(x).loss
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            running.append(loss.item())
+            step += 1
+            ctx.progress(step, total_steps, f"epoch {epoch + 1}/{cfg.epochs}, loss {np.mean(running[-20:]):.4f}")
+        val = evaluate(model, images, val_idx, norm, 256)
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(running)), "val_loss": val,
+                        "seconds": time.time() - t0})
+    save_encoder(model, norm, ctx.out)
+    (ctx.out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
+    return {
+        "train_loss": history[-1]["train_loss"], "val_loss": history[-1]["val_loss"],
+        "epochs": cfg.epochs, "n_params": sum(p.numel() for p in model.parameters()),
+        "galaxies_per_s": cfg.epochs * len(train_idx) / (time.time() - t0),
+    }

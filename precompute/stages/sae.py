@@ -1,0 +1,145 @@
+"""Stage ``sae``: train a TopK sparse autoencoder on the embeddings and store sparse codes."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
+from galaxyml.models.sae import TopKSAE, dead_mask, default_lr, save_sae
+from precompute.stage import StageContext, register
+
+HISTORY_FILE = "history.json"
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """TopK SAE size and training schedule (Gao et al. 2024 defaults, scaled to the demo)."""
+
+    expansion: int = 8
+    """Latents per embedding dimension: M = expansion x d."""
+    k: int = 32
+    """Active latents per galaxy."""
+    epochs: int = 60
+    """Passes over the embeddings."""
+    batch_size: int = 256
+    """Galaxies per step."""
+    lr: float = 0.0
+    """Adam learning rate; 0 uses the scaling law 2e-4 / sqrt(M / 2^14)."""
+    warmup_steps: int = 50
+    """Linear warm-up steps, then linear decay to zero."""
+    auxk_alpha: float = 1 / 32
+    """Weight of the AuxK loss."""
+    dead_after_galaxies: int = 2048
+    """A latent is dead after this many galaxies without firing (AuxK then revives it)."""
+    seed: int = 0
+    """Seed of initialisation and batch order."""
+
+    def __post_init__(self) -> None:
+        if self.expansion < 1 or self.k < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("sae.expansion, sae.k, sae.epochs and sae.batch_size must be >= 1")
+        if self.lr < 0 or self.auxk_alpha < 0:
+            raise ValueError("sae.lr and sae.auxk_alpha must be >= 0")
+
+
+def get_lr(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up then linear decay to zero."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
+@torch.no_grad()
+def encode_all(sae: TopKSAE, x: np.ndarray, scale: float, batch: int = 4096) -> tuple[np.ndarray, np.ndarray, float]:
+    """Sparse codes of every row and the FVU over all rows (centred, as in training)."""
+    n = len(x)
+    idx = np.empty((n, sae.k), np.int32)
+    val = np.empty((n, sae.k), np.float32)
+    mean = torch.from_numpy(np.asarray(x, np.float64).mean(0) / scale).float()
+    err = var = 0.0
+    for s in range(0, n, batch):
+        xb = torch.from_numpy(np.asarray(x[s : s + batch], np.float32) / scale)
+        acts, ind = sae.encode(xb)
+        x_hat = sae.decode(acts, ind)
+        err += (xb - x_hat).pow(2).sum().item()
+        var += (xb - mean).pow(2).sum().item()
+        order = acts.argsort(dim=1, descending=True)  # strongest latent first
+        idx[s : s + batch] = ind.gather(1, order).numpy()
+        val[s : s + batch] = acts.gather(1, order).numpy()
+    return idx, val, err / var
+
+
+@register("sae", SAEConfig, inputs=("embeddings",))
+def train_sae(ctx: StageContext) -> dict:
+    """Train the TopK SAE on the embeddings; store weights and sparse codes of every galaxy."""
+    cfg: SAEConfig = ctx.cfg
+    x = np.load(ctx.inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)
+    n, d = x.shape
+    n_latents = cfg.expansion * d
+    if cfg.k > n_latents:
+        raise ValueError(f"sae.k = {cfg.k} exceeds the number of latents {n_latents} (expansion x {d})")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    # One scalar scale so the centred data has unit variance per dimension; FVU is unaffected.
+    sample = np.asarray(x[np.sort(rng.choice(n, min(n, 20000), replace=False))], np.float64)
+    scale = float(np.sqrt(sample.var(0).mean())) or 1.0
+
+    sae = TopKSAE(d, n_latents, cfg.k)
+    with torch.no_grad():
+        sae.b_pre.copy_(torch.from_numpy(sample.mean(0) / scale).float())
+    lr = cfg.lr or default_lr(n_latents)
+    optimiser = torch.optim.Adam(sae.parameters(), lr=lr, fused=True)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    since_fired = torch.zeros(n_latents, dtype=torch.long)
+    history: list[dict] = []
+    step, t0 = 0, time.time()
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(n)
+        fvus, auxs = [], []
+        for s in range(0, n, cfg.batch_size):
+            xb = torch.from_numpy(np.asarray(x[np.sort(order[s : s + cfg.batch_size])], np.float32) / scale)
+            for group in optimiser.param_groups:
+                group["lr"] = get_lr(step, total, lr, cfg.warmup_steps)
+            out = sae(xb, dead=dead_mask(since_fired, cfg.dead_after_galaxies))
+            loss = out.fvu + cfg.auxk_alpha * out.auxk_loss
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            sae.remove_gradient_parallel_to_decoder_directions()
+            optimiser.step()
+            sae.set_decoder_norm_to_unit_norm()
+            fired = torch.zeros(n_latents, dtype=torch.bool)
+            fired[out.top_indices[out.top_acts > 0]] = True
+            since_fired += len(xb)
+            since_fired[fired] = 0
+            fvus.append(out.fvu.item())
+            auxs.append(out.auxk_loss.item())
+            step += 1
+            ctx.progress(step, total, f"epoch {epoch + 1}/{cfg.epochs}, FVU {np.mean(fvus[-20:]):.3f}")
+        history.append({"epoch": epoch + 1, "fvu": float(np.mean(fvus)), "auxk_loss": float(np.mean(auxs)),
+                        "dead_fraction": float(dead_mask(since_fired, cfg.dead_after_galaxies).float().mean()),
+                        "seconds": time.time() - t0})
+    train_seconds = time.time() - t0
+
+    sae.eval()
+    idx, val, fvu_all = encode_all(sae, x, scale)
+    np.save(ctx.out / CODE_INDICES_FILE, idx, allow_pickle=False)
+    np.save(ctx.out / CODE_VALUES_FILE, val, allow_pickle=False)
+    save_sae(sae, ctx.out, input_scale=scale)
+    (ctx.out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
+    active = val > 0
+    fired_ever = np.zeros(n_latents, bool)
+    fired_ever[idx[active]] = True
+    return {
+        "fvu": fvu_all,
+        "l0": float(active.sum(1).mean()),
+        "dead_fraction": float(1.0 - fired_ever.mean()),
+        "n_latents": n_latents, "k": cfg.k,
+        "samples_per_s": cfg.epochs * n / train_seconds,
+    }
+

@@ -1,0 +1,120 @@
+"""The shared sidebar every page calls first: atlas picker and precompute control."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from galaxyml.atlas import Atlas, AtlasError, home, list_runs
+from precompute.config import ConfigError, preset_names
+from precompute.jobs import build_status, cancel_build, start_build
+from precompute.lock import BuildLocked
+from precompute.progress import BuildProgress
+from ui import loaders
+
+DEFAULT_PRESET = "demo"
+POLL_S = 1.5
+
+
+@dataclass
+class Selection:
+    """What the sidebar resolved: the chosen run, its atlas (if it has one) and its build state."""
+
+    run: str
+    run_dir: Path
+    atlas: Atlas | None
+    status: BuildProgress
+    error: str = ""
+
+
+def _choose_run(names: list[str]) -> str:
+    wanted = st.query_params.get("run") or st.session_state.get("run")
+    if wanted in names:
+        return wanted
+    return names[0] if names else DEFAULT_PRESET
+
+
+def _on_run_change() -> None:
+    st.query_params["run"] = st.session_state["run"]
+
+
+def _start(run: str, preset: str) -> None:
+    try:
+        start_build(home(), run, preset)
+        st.session_state["run"] = run
+        st.query_params["run"] = run
+        st.toast(f"Started building '{run}' ({preset}).", icon=":material/play_arrow:")
+    except (BuildLocked, ConfigError, PermissionError, ValueError) as e:
+        st.session_state["build_error"] = str(e)
+
+
+def _build_panel(run_dir: Path) -> None:
+    """Progress of the selected run's build, refreshed while it runs."""
+    status = build_status(run_dir)
+    seen = st.session_state.get("_seen_stages")
+    now = (status.state, len(status.finished_stages))
+    st.session_state["_seen_stages"] = now
+    if seen is not None and seen != now:
+        st.rerun(scope="app")  # a stage finished or the build ended: pages may show more now
+    if status.state == "running":
+        st.progress(status.fraction, text=f"**{status.stage or 'starting'}** · {status.message}"[:120])
+        elapsed = time.time() - status.started if status.started else 0
+        st.caption(f"{len(status.finished_stages)}/{len(status.stages) or '?'} stages · {elapsed:.0f} s elapsed")
+        if st.button("Cancel build", icon=":material/stop:", key="cancel_build"):
+            cancel_build(run_dir)
+            st.toast("Cancelling… finished stages are kept.")
+    elif status.state == "failed":
+        st.error(f"Build failed: {status.error}", icon=":material/error:")
+    elif status.state in ("cancelled", "stopped"):
+        st.warning(f"Build {status.state}: {status.error or status.message}. Start it again to resume; "
+                   f"finished stages are kept.", icon=":material/pause:")
+    elif status.state == "done":
+        st.caption(f":material/check_circle: {status.message}")
+
+
+def build_control(run: str, run_dir: Path, running: bool) -> None:
+    st.subheader("Precompute", divider="gray")
+    st.fragment(_build_panel, run_every=POLL_S if running else None)(run_dir)
+    if running:
+        return
+    with st.form("start_build", border=False):
+        presets = preset_names()
+        preset = st.selectbox("Preset", presets, index=presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
+                              help="quick: 1,000 galaxies in under a minute · demo: 5,000 galaxies in a few minutes")
+        name = st.text_input("Run name", value=run, help="Folder under the atlas home; an existing run resumes "
+                             "and rebuilds only stages whose settings changed.")
+        if st.form_submit_button("Start build", icon=":material/play_arrow:"):
+            _start(name.strip() or preset, preset)
+            st.rerun()
+    if err := st.session_state.pop("build_error", ""):
+        st.error(err)
+
+
+def sidebar() -> Selection:
+    """Draw the sidebar; returns the selected run with its atlas (None until it has stages)."""
+    runs = list_runs()
+    names = [r.name for r in runs]
+    run = _choose_run(names)
+    with st.sidebar:
+        st.markdown("### Galaxy Feature Atlas")
+        if names:
+            st.session_state["run"] = run
+            st.selectbox("Atlas", names, key="run", on_change=_on_run_change, help=f"Runs under {home()}")
+        else:
+            st.caption(f"No atlas yet under `{home()}`.")
+        run_dir = home() / run
+        atlas, error = None, ""
+        if (run_dir / "manifest.json").exists():
+            try:
+                atlas = loaders.open_atlas(run_dir)
+            except AtlasError as e:
+                error = str(e)
+                st.error(error)
+        status = build_status(run_dir) if run_dir.is_dir() else BuildProgress()
+        if atlas is not None and atlas.is_mock:
+            st.badge("mock data", icon=":material/science:", color="orange")
+        build_control(run, run_dir, status.state == "running")
+    return Selection(run, run_dir, atlas, status, error)

@@ -1,0 +1,41 @@
+"""Small reusable pieces of UI: the mock badge, galleries, 'waiting for a stage' notices."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from galaxyml.viz.images import gallery_image
+
+
+def mock_badge(is_mock: bool) -> None:
+    if is_mock:
+        st.badge("MOCK DATA · simulated galaxies with known truth", icon=":material/science:", color="orange")
+
+
+def gallery(images: np.ndarray, captions: Sequence[str], width: int = 104) -> None:
+    """Thumbnails in a grid, each with its caption."""
+    st.image([np.asarray(im) for im in images], caption=list(captions), width=width)
+
+
+def png_bytes(images: np.ndarray, captions: Sequence[str], columns: int = 6) -> bytes:
+    """A gallery as a PNG file (for the download button)."""
+    buf = io.BytesIO()
+    Image.fromarray(gallery_image(np.asarray(images), captions, columns)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def waiting_for(stage: str, selection) -> None:
+    """Say which stage a view needs and, if a build is running, how far it is."""
+    status = selection.status
+    if status.state == "running":
+        st.info(f"This view needs the **{stage}** stage, which the running build has not finished yet. "
+                f"It appears here as soon as it is done.", icon=":material/hourglass_top:")
+        st.progress(status.fraction, text=f"{status.stage}: {status.message}")
+    else:
+        st.warning(f"This view needs the **{stage}** stage, which atlas '{selection.run}' does not have. "
+                   f"Start a build from the sidebar (preset *demo*) to add it.", icon=":material/construction:")
