@@ -1,0 +1,31 @@
+"""Shared fixtures: one quick atlas per test session, built by the real pipeline."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from precompute.config import read_preset, resolve_configs
+from precompute.runner import run_pipeline
+from precompute.stage import all_stages
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def quick_home(tmp_path_factory) -> Path:
+    """A home folder holding run 'quick', built once by the quick preset (treat as read-only)."""
+    home = tmp_path_factory.mktemp("home")
+    stages = all_stages()
+    run_pipeline(home, "quick", stages, resolve_configs(stages, read_preset("quick")), preset="quick")
+    return home
+
+
+@pytest.fixture
+def quick_copy(quick_home, tmp_path) -> Path:
+    """A private copy of the quick atlas home that a test may damage."""
+    home = tmp_path / "home"
+    shutil.copytree(quick_home, home)
+    return home

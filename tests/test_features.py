@@ -1,0 +1,35 @@
+"""Streaming per-feature statistics agree with a dense brute-force computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galaxyml.features import summarise_codes
+
+
+def sparse_codes(n=2000, m=50, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = np.stack([rng.choice(m - 5, k, replace=False) for _ in range(n)]).astype(np.int32)  # 5 dead
+    val = rng.exponential(1.0, (n, k)).astype(np.float32)
+    val[rng.random((n, k)) < 0.1] = 0.0  # some inactive slots
+    return idx, val
+
+
+@pytest.mark.parametrize("chunk", [97, 500, 10_000])
+def test_streaming_stats_match_dense(chunk):
+    idx, val = sparse_codes()
+    n, m = len(idx), 50
+    dense = np.zeros((n, m), np.float32)
+    np.put_along_axis(dense, idx, val, axis=1)
+    s = summarise_codes(idx, val, m, top_n=7, n_bins=10, chunk=chunk)
+    np.testing.assert_allclose(s.stats["density"], (dense > 0).mean(0))
+    np.testing.assert_allclose(s.stats["max_activation"], dense.max(0), rtol=1e-6)
+    np.testing.assert_allclose(s.stats["mean_activation"], dense.mean(0), rtol=1e-5)
+    assert s.stats["dead"].sum() == 5
+    for f in range(m - 5):
+        expected = np.sort(dense[:, f])[::-1][:7]
+        np.testing.assert_allclose(s.top_values[f], expected, rtol=1e-6)
+        np.testing.assert_allclose(dense[s.top_galaxies[f], f], expected, rtol=1e-6)
+    assert (s.top_galaxies[m - 5:] == -1).all()
+    np.testing.assert_array_equal(s.hist_counts.sum(1), (dense > 0).sum(0))

@@ -1,0 +1,110 @@
+"""The mock survey v1: determinism, the injected relations, images, validation, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galaxyml.data.mock import MockConfig, draw_catalog, make_mock_survey, render_images
+from galaxyml.data.mock import relations as rel
+from galaxyml.data.mock.render import gaussian_convolve, sersic_images
+from galaxyml.data.survey import Survey, SurveyError
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return draw_catalog(MockConfig(n_galaxies=3000, seed=7))
+
+
+def test_same_seed_gives_identical_arrays_in_any_batch_size():
+    cfg = MockConfig(n_galaxies=40, seed=3)
+    cat = draw_catalog(cfg)
+    whole = render_images(cfg, cat, first_index=0, batch_size=40)
+    pieces = np.concatenate([
+        render_images(cfg, cat.iloc[:7], first_index=0, batch_size=3),
+        render_images(cfg, cat.iloc[7:40], first_index=7, batch_size=16),
+    ])
+    assert whole.tobytes() == pieces.tobytes()
+    # Galaxy i is the same whatever the survey size, and another seed differs.
+    assert draw_catalog(MockConfig(n_galaxies=2000, seed=3)).iloc[:40].drop(columns="galaxy_id").equals(
+        cat.drop(columns="galaxy_id"))
+    assert not np.array_equal(draw_catalog(MockConfig(n_galaxies=40, seed=4))["log_mstar"], cat["log_mstar"])
+
+
+def test_metallicity_follows_tremonti_with_the_injected_scatter(catalog):
+    sf = catalog[catalog["quenched"] == 0]
+    resid = sf["oh_12"] - rel.tremonti_oh(sf["log_mstar"])
+    assert abs(resid.mean()) < 0.01
+    assert resid.std() == pytest.approx(0.1, abs=0.01)
+    assert catalog.loc[catalog["quenched"] == 1, "oh_12"].isna().all()
+    np.testing.assert_allclose(sf["n2"], (sf["oh_12"] - 8.90) / 0.57)
+
+
+def test_main_sequence_slope_and_quenching_rise_with_mass(catalog):
+    sf = catalog[catalog["quenched"] == 0]
+    slope, intercept = np.polyfit(sf["log_mstar"], sf["log_sfr"], 1)
+    assert slope == pytest.approx(0.76, abs=0.05)
+    low, high = catalog["log_mstar"] < 10.0, catalog["log_mstar"] > 10.8
+    assert catalog.loc[high, "quenched"].mean() > catalog.loc[low, "quenched"].mean() + 0.4
+    # Colours track specific star formation: quenched galaxies are redder.
+    assert catalog.loc[catalog["quenched"] == 1, "g_r"].median() > sf["g_r"].median() + 0.15
+
+
+def test_flux_limit_and_ranges(catalog):
+    assert catalog["mag_r"].max() < 19.0
+    assert catalog["z"].between(0.02, 0.25).all()
+    assert catalog["log_mstar"].between(8.5, 11.8).all()
+    assert catalog["galaxy_id"].is_unique
+
+
+def test_rendered_flux_matches_catalog_for_compact_galaxies():
+    cfg = MockConfig(n_galaxies=200, seed=1, sky_sigma_nmgy=(0.0, 0.0, 0.0))
+    cat = draw_catalog(cfg)
+    small = cat["r_e_disk_arcsec"] < 1.5  # all light inside the 16.8" stamp
+    images = render_images(cfg, cat[small], first_index=0)
+    ratio = images[:, 1].sum(axis=(1, 2)) / cat.loc[small, "flux_r"].to_numpy()
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.02)
+
+
+def test_sersic_half_light_radius_and_psf_conserves_flux():
+    img = sersic_images(np.array([1.0]), np.array([6.0]), 1.0, np.array([1.0]), np.array([0.0]), 128, 3)[0]
+    assert img.sum() == pytest.approx(1.0, abs=0.005)
+    yy, xx = np.indices(img.shape) + 0.5 - 64
+    inside = img[np.hypot(xx, yy) < 6.0].sum()
+    assert inside == pytest.approx(0.5, abs=0.03)
+    assert gaussian_convolve(img[None], 2.0)[0].sum() == pytest.approx(img.sum(), rel=1e-6)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_galaxies", 0, "n_galaxies must be positive"),
+    ("image_size_px", 12, "too small for the PSF"),
+    ("z_min", 0.5, "z_min"),
+    ("sky_sigma_nmgy", (0.1, 0.1), "one non-negative value per band"),
+])
+def test_invalid_config_names_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        MockConfig(**{field: value})
+
+
+def test_survey_roundtrip_memmap_and_rgb(tmp_path):
+    survey = make_mock_survey(MockConfig(n_galaxies=12, seed=2))
+    assert survey.is_mock and survey.meta["prediction_floors"]["oh_12"] == 0.1
+    survey.save(tmp_path / "s")
+    back = Survey.load(tmp_path / "s")
+    assert isinstance(back.images, np.memmap)
+    np.testing.assert_array_equal(back.images, survey.images)
+    assert back.catalog.equals(survey.catalog)
+    rgb = back.rgb(slice(0, 5))
+    assert rgb.shape == (5, 64, 64, 3) and rgb.dtype == np.uint8 and rgb.max() > 100
+
+
+def test_survey_rejects_bad_catalogs(tmp_path):
+    survey = make_mock_survey(MockConfig(n_galaxies=4))
+    with pytest.raises(SurveyError, match=r"no column 'galaxy_id' \(found: id"):
+        Survey(survey.catalog.rename(columns={"galaxy_id": "id"}), survey.images, survey.bands)
+    with pytest.raises(SurveyError, match="4 rows but there are 3 images"):
+        Survey(survey.catalog, survey.images[:3], survey.bands)
+    survey.save(tmp_path / "s")
+    (tmp_path / "s" / "images.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(SurveyError, match="cannot read the survey"):
+        Survey.load(tmp_path / "s")

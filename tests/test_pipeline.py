@@ -1,0 +1,200 @@
+"""The stage runner: hashing, skip-on-rerun, rerun-on-change, atomicity, locks, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import toy_stages
+from galaxyml.atlas import MANIFEST, Atlas, AtlasError
+from precompute import lock
+from precompute.config import ConfigError, read_preset, resolve_configs
+from precompute.lock import BuildLocked
+from precompute.progress import read_events
+from precompute.runner import run_pipeline, stage_hashes
+from precompute.stage import all_stages
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(home: Path, overrides: list[str] = (), run: str = "toy"):
+    stages = toy_stages.toy_stages()
+    toy_stages.CALLS.clear()
+    configs = resolve_configs(stages, {}, list(overrides))
+    return run_pipeline(home, run, stages, configs, preset="toy")
+
+
+def test_rerun_skips_unchanged_stages_with_identical_hashes(tmp_path):
+    build(tmp_path)
+    assert toy_stages.CALLS == ["a", "b", "c"]
+    first = json.loads((tmp_path / "toy" / MANIFEST).read_text())
+    result = build(tmp_path)
+    assert toy_stages.CALLS == []
+    assert set(result.actions.values()) == {"skipped"}
+    second = json.loads((tmp_path / "toy" / MANIFEST).read_text())
+    for name in ("a", "b", "c"):
+        assert second["stages"][name]["hash"] == first["stages"][name]["hash"]
+        assert second["stages"][name]["files"] == first["stages"][name]["files"]
+
+
+def test_changed_config_reruns_only_that_stage_and_its_dependents(tmp_path):
+    build(tmp_path)
+    build(tmp_path, ["a.n=12"])
+    assert toy_stages.CALLS == ["a", "b"]  # c does not read a
+    build(tmp_path, ["a.n=12", "b.scale=3.0"])
+    assert toy_stages.CALLS == ["b"]
+    atlas = Atlas.open(tmp_path / "toy")
+    assert atlas.metrics("b")["sum"] == pytest.approx(3.0 * sum(range(12)))
+
+
+def test_hash_depends_on_config_version_and_inputs():
+    stages = toy_stages.toy_stages()
+    base = stage_hashes(stages, resolve_configs(stages, {}))
+    changed = stage_hashes(stages, resolve_configs(stages, {}, ["a.n=11"]))
+    assert changed["a"]["hash"] != base["a"]["hash"]
+    assert changed["b"]["config_hash"] == base["b"]["config_hash"]
+    assert changed["b"]["hash"] != base["b"]["hash"]  # its input changed
+    assert changed["c"]["hash"] == base["c"]["hash"]
+
+
+def _run_toy_subprocess(home: Path, overrides: list[str]) -> subprocess.CompletedProcess:
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
+        import toy_stages
+        from precompute.config import resolve_configs
+        from precompute.runner import run_pipeline
+        stages = toy_stages.toy_stages()
+        run_pipeline(__import__('pathlib').Path({str(home)!r}), 'toy', stages,
+                     resolve_configs(stages, {{}}, {overrides!r}), preset='toy')
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_stage_killed_mid_write_leaves_nothing_a_loader_accepts(tmp_path):
+    proc = _run_toy_subprocess(tmp_path, ["b.die=true"])
+    assert proc.returncode == -9
+    run_dir = tmp_path / "toy"
+    leftovers = list(run_dir.glob(".tmp-b-*"))
+    assert leftovers and (leftovers[0] / "b.npy").exists()  # the partial write is there...
+    atlas = Atlas.open(run_dir)
+    assert atlas.ready("a") and not atlas.ready("b")  # ...but no loader accepts it
+    with pytest.raises(AtlasError, match="no finished 'b' stage"):
+        atlas.stage_dir("b")
+    assert not (run_dir / "b").exists()
+    # The stale lock of the killed process does not block the next run, which completes b.
+    result = build(tmp_path)
+    assert result.actions == {"a": "skipped", "b": "ran", "c": "ran"}
+    assert not list(run_dir.glob(".tmp-*"))
+    assert Atlas.open(run_dir).ready("b")
+
+
+def test_second_concurrent_build_is_refused(tmp_path):
+    run_dir = tmp_path / "toy"
+    run_dir.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.acquire(run_dir, pid=sleeper.pid)
+        with pytest.raises(BuildLocked, match="already being built"):
+            build(tmp_path)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    build(tmp_path)  # the holder is gone: the lock is stale and taken over
+
+
+def test_corrupt_manifest_gives_clear_error_and_rebuild_keeps_a_copy(tmp_path):
+    build(tmp_path)
+    manifest = tmp_path / "toy" / MANIFEST
+    manifest.write_text("{not json")
+    with pytest.raises(AtlasError, match="corrupt"):
+        Atlas.open(tmp_path / "toy")
+    build(tmp_path)
+    assert Atlas.open(tmp_path / "toy").ready("c")
+    assert list((tmp_path / "toy").glob("manifest.corrupt-*.json"))
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AtlasError, match="no finished stage yet"):
+        Atlas.open(tmp_path / "empty")
+
+
+def test_progress_events_have_the_documented_fields(tmp_path):
+    build(tmp_path)
+    events = read_events(tmp_path / "toy")
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    for e in events:
+        assert {"stage", "step", "total", "message", "time"} <= set(e)
+
+
+def test_failing_stage_reports_error_and_keeps_finished_stages(tmp_path):
+    build(tmp_path)
+    stages = toy_stages.toy_stages()
+
+    def broken(ctx):
+        raise ValueError("catalog has no column 'z'")
+
+    stages["c"] = stages["c"].__class__("c", toy_stages.CCfg, (), broken)
+    from precompute.runner import StageFailed
+
+    with pytest.raises(StageFailed, match="stage 'c' failed: ValueError: catalog has no column 'z'"):
+        run_pipeline(tmp_path, "toy", stages, resolve_configs(stages, {}, ["c.label=x"]))
+    assert read_events(tmp_path / "toy")[-1]["event"] == "failed"
+    atlas = Atlas.open(tmp_path / "toy")
+    assert atlas.ready("a") and atlas.ready("b") and not atlas.ready("c")
+
+
+def test_unknown_keys_and_bad_values_name_the_field():
+    stages = all_stages()
+    with pytest.raises(ConfigError, match=r"\[sae\] has no key 'kk' \(valid keys: expansion, k,"):
+        resolve_configs(stages, {"sae": {"kk": 3}})
+    with pytest.raises(ConfigError, match=r"\[survey\] n_galaxies = 'many': expected int"):
+        resolve_configs(stages, {"survey": {"n_galaxies": "many"}})
+    with pytest.raises(ConfigError, match="survey.n_galaxies must be positive"):
+        resolve_configs(stages, {"survey": {"n_galaxies": -5}})
+    with pytest.raises(ConfigError, match="unknown table"):
+        resolve_configs(stages, {"sea": {}})
+    with pytest.raises(ConfigError, match="too small for the PSF"):
+        resolve_configs(stages, {"survey": {"image_size_px": 8}})
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(ConfigError, match=r"no preset named 'nope' \(available: demo, quick"):
+        read_preset("nope")
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "precompute", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_cli_bad_input_gives_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[survey\nn_galaxies = 3")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cases = [
+        (["--preset", "nope", "--home", str(tmp_path)], "no preset named 'nope'"),
+        (["--preset", str(bad), "--home", str(tmp_path)], "is not valid TOML"),
+        (["--preset", "quick", "--set", "sae.k=0", "--home", str(tmp_path)], "sae.k"),
+        (["--preset", "quick", "--home", str(blocker / "runs")], "cannot write to"),
+    ]
+    for args, expected in cases:
+        proc = _cli(*args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_cli_help_lists_presets_and_examples():
+    proc = _cli("--help")
+    assert proc.returncode == 0
+    assert "--preset" in proc.stdout and "python -m precompute --preset quick" in proc.stdout

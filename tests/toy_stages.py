@@ -1,0 +1,64 @@
+"""Tiny stages for pipeline tests (fast; one can be told to die mid-write)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+import numpy as np
+
+from precompute.stage import Stage, StageContext
+
+CALLS: list[str] = []
+
+
+@dataclass(frozen=True)
+class ACfg:
+    n: int = 10
+    """Rows to write."""
+
+
+@dataclass(frozen=True)
+class BCfg:
+    scale: float = 2.0
+    """Factor applied to stage a's output."""
+    die: bool = False
+    """Kill the process with SIGKILL halfway through writing."""
+
+
+@dataclass(frozen=True)
+class CCfg:
+    label: str = "c"
+    """Written into the output."""
+
+
+def run_a(ctx: StageContext) -> dict:
+    CALLS.append("a")
+    np.save(ctx.out / "a.npy", np.arange(ctx.cfg.n, dtype=np.float64))
+    return {"n": ctx.cfg.n}
+
+
+def run_b(ctx: StageContext) -> dict:
+    CALLS.append("b")
+    a = np.load(ctx.inputs["a"] / "a.npy")
+    with open(ctx.out / "b.npy", "wb") as f:
+        np.save(f, a * ctx.cfg.scale)
+        if ctx.cfg.die:
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    return {"sum": float((a * ctx.cfg.scale).sum())}
+
+
+def run_c(ctx: StageContext) -> dict:
+    CALLS.append("c")
+    (ctx.out / "c.txt").write_text(ctx.cfg.label)
+    return {}
+
+
+def toy_stages() -> dict[str, Stage]:
+    return {
+        "a": Stage("a", ACfg, (), run_a),
+        "b": Stage("b", BCfg, ("a",), run_b),
+        "c": Stage("c", CCfg, (), run_c),
+    }
