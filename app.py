@@ -48,7 +48,7 @@ if atlas is None:
     st.stop()
 
 manifest = atlas.manifest
-stage_names = list(dict.fromkeys([*manifest.get("config", {}), *manifest["stages"], *sel.status.stages]))
+stage_names = list(dict.fromkeys([*manifest.get("stage_order", []), *manifest["stages"], *sel.status.stages]))
 ready = set(atlas.ready_stages())
 
 st.subheader(f"Atlas · {atlas.name}")

@@ -54,7 +54,7 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and an atomic rename."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    tmp.write_text(json.dumps(data, indent=1, default=str))
     os.replace(tmp, path)
 
 

@@ -91,7 +91,8 @@ if len(gal):
     left.image(np.asarray(thumbs[g]), caption=galaxy_id, width=192)
     units = atlas.survey_meta().get("units", {})
     record = catalog.iloc[g].drop("galaxy_id")
-    left.dataframe(pd.DataFrame({"property": record.index, "value": record.astype(str).values,
+    shown = [f"{v:.5g}" if isinstance(v, (float, np.floating)) else str(v) for v in record.values]
+    left.dataframe(pd.DataFrame({"property": record.index, "value": shown,
                                  "unit": [units.get(k, "") for k in record.index]}), hide_index=True, height=300)
     active = fs.features_of(g)
     active["link"] = [f"/atlas?run={atlas.name}&feature={f}" for f in active["feature"]]

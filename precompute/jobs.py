@@ -46,7 +46,8 @@ def start_build(home: Path, run: str, preset: str, overrides: tuple[str, ...] = 
 
     run_dir = prepare_run_dir(home, run)
     lock.acquire(run_dir, preset=preset)  # held for the child until it takes over
-    cmd = [sys.executable, "-m", "precompute", "--preset", str(preset_file), "--run", run, "--home", str(home), "--quiet"]
+    preset_arg = str(preset_file.resolve()) if preset_file.suffix == ".toml" and Path(preset).suffix else preset
+    cmd = [sys.executable, "-m", "precompute", "--preset", preset_arg, "--run", run, "--home", str(home), "--quiet"]
     for o in overrides:
         cmd += ["--set", o]
     env = {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONPATH": os.pathsep.join(

@@ -135,7 +135,7 @@ def run_pipeline(
         for stale in run_dir.glob(f"{TMP_PREFIX}*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
         manifest = _load_or_new_manifest(run_dir)
-        manifest.update(run=run, preset=preset, versions=library_versions(),
+        manifest.update(run=run, preset=preset, versions=library_versions(), stage_order=list(stages),
                         config={k: asdict(v) for k, v in configs.items()})
         hashes = stage_hashes(stages, configs)
         emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset, pid=os.getpid())

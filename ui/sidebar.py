@@ -16,6 +16,10 @@ from precompute.progress import BuildProgress
 from ui import loaders
 
 DEFAULT_PRESET = "demo"
+PAGES = (
+    ("app.py", "Home", ":material/home:"),
+    ("pages/atlas.py", "Feature atlas", ":material/grid_view:"),
+)
 POLL_S = 1.5
 
 
@@ -82,11 +86,11 @@ def build_control(run: str, run_dir: Path, running: bool) -> None:
         return
     with st.form("start_build", border=False):
         presets = preset_names()
-        preset = st.selectbox("Preset", presets, index=presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
+        preset = st.selectbox("Preset", presets, key="build_preset", index=presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
                               help="quick: 1,000 galaxies in under a minute · demo: 5,000 galaxies in a few minutes")
-        name = st.text_input("Run name", value=run, help="Folder under the atlas home; an existing run resumes "
+        name = st.text_input("Run name", value=run, key="build_run", help="Folder under the atlas home; an existing run resumes "
                              "and rebuilds only stages whose settings changed.")
-        if st.form_submit_button("Start build", icon=":material/play_arrow:"):
+        if st.form_submit_button("Start build", icon=":material/play_arrow:", key="start_build_submit"):
             _start(name.strip() or preset, preset)
             st.rerun()
     if err := st.session_state.pop("build_error", ""):
@@ -100,6 +104,9 @@ def sidebar() -> Selection:
     run = _choose_run(names)
     with st.sidebar:
         st.markdown("### Galaxy Feature Atlas")
+        for path, label, icon in PAGES:
+            st.page_link(path, label=label, icon=icon)
+        st.divider()
         if names:
             st.session_state["run"] = run
             st.selectbox("Atlas", names, key="run", on_change=_on_run_change, help=f"Runs under {home()}")

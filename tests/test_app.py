@@ -1,0 +1,138 @@
+"""The app's pages with Streamlit's AppTest, against the session's quick atlas."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from galaxyml.atlas import MANIFEST, Atlas
+from precompute.jobs import build_status, cancel_build
+from precompute.lock import pid_alive, read_lock
+from precompute.progress import read_events
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 60
+
+
+def app(page: str | None = None, **params: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if page:
+        at.switch_page(page)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+@pytest.fixture
+def home_env(quick_home, monkeypatch):
+    monkeypatch.setenv("GALAXYML_HOME", str(quick_home))
+    return quick_home
+
+
+def densest_feature(home: Path) -> int:
+    fs = Atlas.open(home / "quick").feature_set("sae")
+    return int(fs.stats.sort_values("density", ascending=False)["feature"].iloc[0])
+
+
+def test_home_shows_the_loaded_atlas(home_env):
+    at = app()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Galaxies"] == "1,000"
+    assert metrics["Stages ready"] == "7/7"
+    assert any("MOCK DATA" in m.value for m in at.main.markdown)  # mock data is labelled as mock
+    assert any("mock data" in m.value for m in at.sidebar.markdown)
+    stages = at.dataframe[0].value
+    assert list(stages["stage"]) == ["survey", "thumbnails", "encoder", "embeddings", "sae", "features", "index"]
+    assert "fvu=" in stages.set_index("stage").loc["sae", "metrics"]
+
+
+def test_atlas_page_shows_the_feature_from_the_url(home_env):
+    feature = densest_feature(home_env)
+    fs = Atlas.open(home_env / "quick").feature_set("sae")
+    at = app("pages/atlas.py", feature=str(feature))
+    assert not at.exception and not at.error
+    assert at.main.selectbox[0].value == feature
+    gal, val = fs.top(feature)
+    assert at.subheader[0].value == f"Top {len(gal)} galaxies"
+    grid = at.get("image")[0].proto.imgs
+    assert len(grid) == len(gal) > 0
+    assert [im.caption for im in grid] == [f"{a:.3g}" for a in val]  # activation under each thumbnail
+    density = fs.stats.loc[feature, "density"]
+    assert {m.label: m.value for m in at.metric}["Density"] == f"{density:.2%}"
+    assert at.query_params["feature"] == str(feature)
+
+
+def test_atlas_page_rejects_a_bad_feature_in_the_url(home_env):
+    at = app("pages/atlas.py", feature="999999")
+    assert not at.exception
+    assert "not a feature of this model" in at.warning[0].value
+
+
+def test_atlas_page_drilldown_lists_the_features_of_a_galaxy(home_env):
+    feature = densest_feature(home_env)
+    at = app("pages/atlas.py", feature=str(feature))
+    table = at.dataframe[-1].value
+    assert feature in set(table["feature"])  # a top galaxy of the feature has it active
+    assert (table["activation"] > 0).all()
+
+
+def test_corrupt_manifest_gives_an_error_not_a_traceback(quick_copy, monkeypatch):
+    monkeypatch.setenv("GALAXYML_HOME", str(quick_copy))
+    (quick_copy / "quick" / MANIFEST).write_text("{broken")
+    for page in (None, "pages/atlas.py"):
+        at = app(page)
+        assert not at.exception
+        assert any("corrupt" in e.value for e in at.error)
+
+
+def _wait(predicate, timeout: float = 60.0) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sidebar_starts_reports_and_cancels_a_real_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("GALAXYML_HOME", str(tmp_path))
+    at = app("pages/atlas.py")
+    assert not at.exception
+    at.selectbox(key="build_preset").set_value("quick")
+    at.text_input(key="build_run").set_value("live")
+    at.button(key="start_build_submit").click().run()
+    run_dir = tmp_path / "live"
+    holder = read_lock(run_dir)
+    assert holder is not None and pid_alive(holder["pid"])
+    pid = holder["pid"]
+    assert _wait(lambda: any(e["event"] == "progress" for e in read_events(run_dir)))
+    at.run()
+    assert not at.exception
+    assert at.sidebar.button(key="cancel_build")  # the running build shows its cancel button
+    assert any("needs the **features** stage" in i.value for i in at.info)
+    at.sidebar.button(key="cancel_build").click().run()
+    assert _wait(lambda: not pid_alive(pid), 30)
+    assert build_status(run_dir).state == "cancelled"
+    assert read_lock(run_dir) is None
+    at.run()
+    assert any("cancelled" in w.value for w in at.sidebar.warning)
+
+
+def test_first_launch_builds_the_demo_atlas_in_the_background(tmp_path, monkeypatch):
+    monkeypatch.setenv("GALAXYML_HOME", str(tmp_path))
+    at = app()
+    assert not at.exception
+    run_dir = tmp_path / "demo"
+    try:
+        assert read_lock(run_dir) is not None
+        assert any("Building atlas **demo**" in i.value for i in at.info)
+        assert _wait(lambda: any(e["event"] == "progress" for e in read_events(run_dir)))
+    finally:
+        cancel_build(run_dir)
+        _wait(lambda: read_lock(run_dir) is None, 30)
+    assert read_events(run_dir)[0]["preset"] == "demo"
+    assert build_status(run_dir).state == "cancelled"

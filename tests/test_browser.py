@@ -1,0 +1,91 @@
+"""Real-browser check: a deep link opened on a freshly started server lands on the full page.
+
+Runs ``streamlit run app.py`` on a free localhost port against the session's quick atlas and
+drives the Debian ``chromium`` package with Playwright.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from galaxyml.atlas import Atlas
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+def _require_browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("GALAXYML_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(quick_home, tmp_path):
+    port = _free_port()
+    log = open(tmp_path / "streamlit.log", "w")
+    env = {**os.environ, "GALAXYML_HOME": str(quick_home)}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {(tmp_path / 'streamlit.log').read_text()[-2000:]}")
+    yield url, tmp_path / "streamlit.log"
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def test_deep_link_on_a_fresh_server_shows_the_full_page(server, quick_home, tmp_path):
+    sync_api = _require_browser()
+    url, log_path = server
+    fs = Atlas.open(quick_home / "quick").feature_set("sae")
+    feature = int(fs.stats.sort_values("density", ascending=False)["feature"].iloc[1])
+    n_top = len(fs.top(feature)[0])
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/atlas?feature={feature}", wait_until="domcontentloaded")
+        page.get_by_text(f"Top {n_top} galaxies").wait_for(timeout=60_000)
+        page.locator('[data-testid="stImageContainer"]').first.wait_for(timeout=30_000)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert sidebar.get_by_text("Galaxy Feature Atlas").is_visible()
+        assert sidebar.get_by_text("Precompute").is_visible()
+        assert page.locator('[data-testid="stImageContainer"]').count() >= n_top
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        assert f"feature={feature}" in page.url
+        page.screenshot(path=str(tmp_path / "atlas.png"), full_page=True)
+        browser.close()
+    server_log = log_path.read_text()
+    assert "Traceback" not in server_log, server_log[-2000:]
