@@ -56,15 +56,27 @@ if atlas.ready("survey"):
     meta = atlas.survey_meta()
     mock_badge(atlas.is_mock)
     m = atlas.metrics("survey")
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("Galaxies", f"{m.get('n_galaxies', 0):,}")
     cols[1].metric("Bands", " ".join(m.get("bands", "")))
-    cols[2].metric("Cutout", f"{m.get('image_size_px', '?')} px · {meta.get('pixel_scale_arcsec', '?')}″/px")
-    cols[3].metric("Stages ready", f"{len(ready)}/{len(stage_names)}")
+    cols[2].metric("Cutout", f"{m.get('image_size_px', '?')} px")
+    cols[3].metric("Pixel scale", f"{meta.get('pixel_scale_arcsec', '?')}″")
+    cols[4].metric("Stages ready", f"{len(ready)}/{len(stage_names)}")
     if atlas.ready("thumbnails"):
         thumbs = loaders.thumbnails(atlas)
         ids = loaders.catalog(atlas)["galaxy_id"]
-        gallery(thumbs[:12], ids.iloc[:12].tolist(), width=96)
+        gallery(thumbs[:16], ids.iloc[:16].str.rsplit("-", n=1).str[-1].tolist(), width=88)
+        st.caption("The first 16 galaxies of the survey (g, r, z as blue, green, red; asinh stretch).")
+
+if atlas.ready("sae"):
+    sae, enc = atlas.metrics("sae"), atlas.metrics("encoder")
+    st.markdown("#### Models")
+    cols = st.columns(5)
+    cols[0].metric("Encoder val. loss", f"{enc.get('val_loss', float('nan')):.4f}", help="Huber loss of next-patch regression on held-out galaxies")
+    cols[1].metric("SAE latents", f"{sae['n_latents']:,}", help="TopK sparse autoencoder on the encoder embeddings")
+    cols[2].metric("SAE FVU", f"{sae['fvu']:.3f}", help="Fraction of variance of the embeddings left unexplained")
+    cols[3].metric("L0", f"{sae['l0']:.0f}", help="Active latents per galaxy")
+    cols[4].metric("Dead latents", f"{sae['dead_fraction']:.1%}", help="Latents that fire on no galaxy of the survey")
 
 rows = []
 for name in stage_names:
