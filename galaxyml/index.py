@@ -1,12 +1,15 @@
 """Similarity search over galaxy embeddings with FAISS (Douze et al. 2024, arXiv:2401.08281).
 
-Embeddings are L2-normalised, so inner product is cosine similarity. The index type follows the
-survey size: exact (``IndexFlatIP``) below ``EXACT_MAX_ROWS``, HNSW graph search above.
+Embeddings are centred on the survey mean and L2-normalised, so inner product is the cosine
+similarity of what distinguishes galaxies (mean-pooled transformer states share a large common
+component that would otherwise make every pair look alike). The index type follows the survey
+size: exact (``IndexFlatIP``) up to ``EXACT_MAX_ROWS``, HNSW graph search above.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -14,6 +17,7 @@ import numpy as np
 
 EXACT_MAX_ROWS = 100_000
 INDEX_FILE = "embeddings.faiss"
+MEAN_FILE = "mean.npy"
 INFO_FILE = "index.json"
 
 
@@ -23,26 +27,45 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def build_index(embeddings: np.ndarray, chunk: int = 65536, hnsw_m: int = 32) -> faiss.Index:
+def streamed_mean(x: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    total = np.zeros(x.shape[1], np.float64)
+    for start in range(0, len(x), chunk):
+        total += np.asarray(x[start : start + chunk], np.float64).sum(0)
+    return (total / max(len(x), 1)).astype(np.float32)
+
+
+@dataclass
+class SimilarityIndex:
+    """A FAISS index with the centring applied to every query."""
+
+    index: faiss.Index
+    mean: np.ndarray
+
+    @property
+    def kind(self) -> str:
+        return "exact" if isinstance(self.index, faiss.IndexFlatIP) else "hnsw"
+
+    def search(self, queries: np.ndarray, k: int = 12) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarities and galaxy indices of the k nearest neighbours of each query row."""
+        return self.index.search(normalise(np.atleast_2d(queries) - self.mean), k)
+
+
+def build_index(embeddings: np.ndarray, chunk: int = 65536, hnsw_m: int = 32) -> SimilarityIndex:
     """Index (N, D) embeddings, added in chunks so a memory-mapped array is streamed."""
     n, d = embeddings.shape
+    mean = streamed_mean(embeddings, chunk)
     index = faiss.IndexFlatIP(d) if n <= EXACT_MAX_ROWS else faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
     for start in range(0, n, chunk):
-        index.add(normalise(embeddings[start : start + chunk]))
-    return index
+        index.add(normalise(embeddings[start : start + chunk] - mean))
+    return SimilarityIndex(index, mean)
 
 
-def save_index(index: faiss.Index, folder: Path) -> None:
-    faiss.write_index(index, str(folder / INDEX_FILE))
-    kind = "exact (IndexFlatIP)" if isinstance(index, faiss.IndexFlatIP) else "HNSW (IndexHNSWFlat)"
-    (folder / INFO_FILE).write_text(json.dumps({"kind": kind, "n": index.ntotal, "d": index.d, "metric": "cosine"}))
+def save_index(sim: SimilarityIndex, folder: Path) -> None:
+    faiss.write_index(sim.index, str(folder / INDEX_FILE))
+    np.save(folder / MEAN_FILE, sim.mean, allow_pickle=False)
+    (folder / INFO_FILE).write_text(json.dumps({"kind": sim.kind, "n": sim.index.ntotal, "d": sim.index.d,
+                                                "metric": "cosine of centred embeddings"}))
 
 
-def load_index(folder: Path) -> faiss.Index:
-    return faiss.read_index(str(folder / INDEX_FILE))
-
-
-def search(index: faiss.Index, queries: np.ndarray, k: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine similarities and galaxy indices of the k nearest neighbours of each query row."""
-    sims, ids = index.search(normalise(np.atleast_2d(queries)), k)
-    return sims, ids
+def load_index(folder: Path) -> SimilarityIndex:
+    return SimilarityIndex(faiss.read_index(str(folder / INDEX_FILE)), np.load(folder / MEAN_FILE, allow_pickle=False))

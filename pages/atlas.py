@@ -99,3 +99,9 @@ if len(gal):
     right.markdown(f"**{len(active)} features fire on this galaxy**")
     right.dataframe(active, hide_index=True, width="stretch",
                     column_config={"link": st.column_config.LinkColumn("open", display_text="open feature")})
+
+    if atlas.ready("index"):
+        sims, nn = loaders.similarity_index(atlas).search(np.asarray(loaders.embeddings(atlas)[g]), k=13)
+        keep = nn[0] != g
+        st.markdown("**Most similar galaxies** (cosine similarity of centred encoder embeddings, FAISS)")
+        gallery(np.asarray(thumbs[nn[0][keep][:12]]), [f"{s:.3f}" for s in sims[0][keep][:12]], width=88)

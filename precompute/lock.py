@@ -38,7 +38,7 @@ def read_lock(run_dir: Path) -> dict | None:
     path = run_dir / LOCK
     try:
         info = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return info if pid_alive(int(info.get("pid", -1))) else None
 

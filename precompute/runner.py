@@ -86,17 +86,42 @@ def prepare_run_dir(home: Path, run: str) -> Path:
     return run_dir
 
 
+BACKUP = "manifest.backup.json"
+
+
+def save_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest and its backup copy, each atomically."""
+    write_json_atomic(run_dir / MANIFEST, manifest)
+    write_json_atomic(run_dir / BACKUP, manifest)
+
+
+def _verified(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the stages whose files are on disk with the recorded sha256."""
+    for name in list(manifest["stages"]):
+        entry = manifest["stages"][name]
+        ok = stage_is_ready(run_dir, manifest, name) and all(
+            sha256_file(run_dir / name / rel) == digest for rel, digest in entry.get("files", {}).items())
+        if not ok:
+            del manifest["stages"][name]
+    return manifest
+
+
 def _load_or_new_manifest(run_dir: Path) -> dict[str, Any]:
     if not (run_dir / MANIFEST).exists():
         return empty_manifest(run_dir.name)
     try:
         return read_manifest(run_dir)
     except AtlasError:
-        # A corrupt manifest is set aside (never deleted) and the stages are rebuilt.
+        # A corrupt manifest is set aside (never deleted); finished stages are recovered from the
+        # backup copy after checking every file's sha256, and only the rest is rebuilt.
         broken = run_dir / f"manifest.corrupt-{int(time.time())}.json"
         os.replace(run_dir / MANIFEST, broken)
-        log.warning("manifest was corrupt; kept as %s and rebuilding", broken.name)
-        return empty_manifest(run_dir.name)
+        log.warning("manifest was corrupt; kept as %s", broken.name)
+        try:
+            backup = json.loads((run_dir / BACKUP).read_text())
+            return _verified(run_dir, backup if isinstance(backup.get("stages"), dict) else empty_manifest(run_dir.name))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            return empty_manifest(run_dir.name)
 
 
 def _install_signal_handlers() -> Callable[[], None]:
@@ -137,6 +162,7 @@ def run_pipeline(
         manifest = _load_or_new_manifest(run_dir)
         manifest.update(run=run, preset=preset, versions=library_versions(), stage_order=list(stages),
                         config={k: asdict(v) for k, v in configs.items()})
+        save_manifest(run_dir, manifest)
         hashes = stage_hashes(stages, configs)
         emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset, pid=os.getpid())
         for i, (name, stage) in enumerate(stages.items()):
@@ -150,7 +176,7 @@ def run_pipeline(
             emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({i + 1}/{len(stages)})")
             # The old entry goes first, so no loader ever pairs it with a half-replaced folder.
             if manifest["stages"].pop(name, None) is not None:
-                write_json_atomic(run_dir / MANIFEST, manifest)
+                save_manifest(run_dir, manifest)
             tmp = run_dir / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
             ctx = StageContext(
@@ -177,7 +203,7 @@ def run_pipeline(
                 "seconds": round(seconds, 3), "metrics": json.loads(json.dumps(metrics, default=float)),
                 "finished": time.time(),
             }
-            write_json_atomic(run_dir / MANIFEST, manifest)
+            save_manifest(run_dir, manifest)
             result.actions[name], result.seconds[name] = "ran", seconds
             emit("stage_done", stage=name, step=1, total=1, message=f"{name}: done in {seconds:.1f} s", seconds=seconds, metrics=metrics)
         emit("done", message=f"'{run}' is complete ({time.time() - t_run:.1f} s)")

@@ -136,3 +136,25 @@ def test_first_launch_builds_the_demo_atlas_in_the_background(tmp_path, monkeypa
         _wait(lambda: read_lock(run_dir) is None, 30)
     assert read_events(run_dir)[0]["preset"] == "demo"
     assert build_status(run_dir).state == "cancelled"
+
+
+def test_unwritable_home_is_a_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GALAXYML_HOME", str(blocker / "runs"))
+    at = app()
+    assert not at.exception
+    assert any("cannot write to" in e.value and "GALAXYML_HOME" in e.value for e in at.error)
+
+
+def test_killed_build_is_reported_and_the_finished_atlas_still_loads(quick_copy, monkeypatch):
+    monkeypatch.setenv("GALAXYML_HOME", str(quick_copy))
+    from precompute.progress import ProgressLog
+
+    log = ProgressLog(quick_copy / "quick")  # a build that started and then died without a word
+    log.emit("start", message="building", stages=["survey", "sae"], preset="quick")
+    log.emit("stage_start", stage="sae", step=0, total=1, message="sae: starting")
+    at = app("pages/atlas.py")
+    assert not at.exception
+    assert any("ended without finishing" in w.value for w in at.sidebar.warning)
+    assert at.get("image")  # the finished stages still show

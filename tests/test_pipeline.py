@@ -109,15 +109,25 @@ def test_second_concurrent_build_is_refused(tmp_path):
     build(tmp_path)  # the holder is gone: the lock is stale and taken over
 
 
-def test_corrupt_manifest_gives_clear_error_and_rebuild_keeps_a_copy(tmp_path):
+def test_corrupt_manifest_gives_clear_error_and_rebuild_recovers_finished_stages(tmp_path):
     build(tmp_path)
     manifest = tmp_path / "toy" / MANIFEST
     manifest.write_text("{not json")
     with pytest.raises(AtlasError, match="corrupt"):
         Atlas.open(tmp_path / "toy")
-    build(tmp_path)
+    result = build(tmp_path)
+    assert set(result.actions.values()) == {"skipped"}  # verified from the backup: nothing lost
     assert Atlas.open(tmp_path / "toy").ready("c")
     assert list((tmp_path / "toy").glob("manifest.corrupt-*.json"))
+
+
+def test_corrupt_manifest_and_damaged_stage_rebuilds_only_that_stage(tmp_path):
+    build(tmp_path)
+    (tmp_path / "toy" / MANIFEST).write_text("")
+    data = (tmp_path / "toy" / "b" / "b.npy").read_bytes()
+    (tmp_path / "toy" / "b" / "b.npy").write_bytes(data[:-8] + b"\0" * 8)  # same size, other content
+    result = build(tmp_path)
+    assert result.actions == {"a": "skipped", "b": "ran", "c": "skipped"}
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):

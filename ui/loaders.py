@@ -62,3 +62,23 @@ def _feature_set(path: str, model: str, key: str) -> FeatureSet:
 
 def feature_set(atlas: Atlas, model: str = "sae") -> FeatureSet:
     return _feature_set(str(atlas.path), model, _stage_key(atlas, "features") + _stage_key(atlas, model))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _index(path: str, key: str):
+    return Atlas.open(path).similarity_index()
+
+
+def similarity_index(atlas: Atlas):
+    """The FAISS index over the embeddings (shared)."""
+    return _index(str(atlas.path), _stage_key(atlas, "index"))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _embeddings(path: str, key: str) -> np.ndarray:
+    return Atlas.open(path).embeddings()
+
+
+def embeddings(atlas: Atlas) -> np.ndarray:
+    """(N, D) float32 memmap of the encoder embeddings."""
+    return _embeddings(str(atlas.path), _stage_key(atlas, "embeddings"))

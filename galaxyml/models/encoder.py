@@ -38,6 +38,8 @@ class AstroPTConfig:
     """Width of the residual stream; also the embedding size."""
     dropout: float = 0.0
     """Dropout probability in attention and MLP."""
+    patch_norm: bool = False
+    """Standardise every patch by its own mean and std (astroPT's image transform)."""
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -142,6 +144,14 @@ class AstroPT(nn.Module):
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 
+    def patches(self, images: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, L, P) patches in spiral order, standardised if ``patch_norm``."""
+        p = patchify(images, self.cfg.patch_size, self.order)
+        if self.cfg.patch_norm:
+            std, mean = torch.std_mean(p, dim=-1, keepdim=True)
+            p = (p - mean) / (std + 1e-6)
+        return p
+
     def hidden_states(self, patches: Tensor) -> Tensor:
         """(B, L, P) -> (B, L, E)."""
         pos = torch.arange(patches.shape[1], device=patches.device)
@@ -151,7 +161,7 @@ class AstroPT(nn.Module):
         return self.ln_f(x)
 
     def forward(self, images: Tensor) -> ForwardOutput:
-        patches = patchify(images, self.cfg.patch_size, self.order)  # (B, C, H, W) -> (B, L, P)
+        patches = self.patches(images)  # (B, C, H, W) -> (B, L, P)
         hidden = self.hidden_states(patches)
         prediction = self.head(hidden[:, :-1])
         loss = F.huber_loss(prediction, patches[:, 1:])
@@ -160,7 +170,7 @@ class AstroPT(nn.Module):
     @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, E) mean-pooled final hidden states."""
-        return self.hidden_states(patchify(images, self.cfg.patch_size, self.order)).mean(dim=1)
+        return self.hidden_states(self.patches(images)).mean(dim=1)
 
     def config(self) -> dict:
         return asdict(self.cfg)

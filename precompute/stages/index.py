@@ -9,6 +9,8 @@ import numpy as np
 from galaxyml import index as gindex
 from precompute.stage import StageContext, register
 
+VERSION = 2  # 2: centred embeddings
+
 
 @dataclass(frozen=True)
 class IndexConfig:
@@ -22,12 +24,12 @@ class IndexConfig:
             raise ValueError("index.hnsw_m must be >= 4")
 
 
-@register("index", IndexConfig, inputs=("embeddings",))
+@register("index", IndexConfig, inputs=("embeddings",), version=VERSION)
 def build_index(ctx: StageContext) -> dict:
-    """Index the L2-normalised embeddings for cosine similarity search."""
+    """Index the centred, L2-normalised embeddings for cosine similarity search."""
     x = np.load(ctx.inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)
     ctx.progress(0, 1, f"indexing {len(x):,} embeddings")
-    index = gindex.build_index(x, hnsw_m=ctx.cfg.hnsw_m)
-    gindex.save_index(index, ctx.out)
+    sim = gindex.build_index(x, hnsw_m=ctx.cfg.hnsw_m)
+    gindex.save_index(sim, ctx.out)
     ctx.progress(1, 1, "index written")
-    return {"n": int(index.ntotal), "kind": "exact" if len(x) <= gindex.EXACT_MAX_ROWS else "hnsw"}
+    return {"n": int(sim.index.ntotal), "kind": sim.kind}

@@ -1,0 +1,58 @@
+"""How informative and well-spread are an atlas's embeddings?
+
+Prints the share of variance in the first principal components, the effective rank
+(exp of the entropy of the normalised PCA spectrum, Roy & Vetterli 2007) and 3-fold
+cross-validated ridge-probe R^2 from the standardised embeddings to catalog properties.
+
+    python bench/embeddings.py --run demo [--home runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from sklearn.linear_model import RidgeCV  # noqa: E402
+from sklearn.model_selection import cross_val_score  # noqa: E402
+
+from galaxyml.atlas import Atlas, home  # noqa: E402
+
+PROPERTIES = ("mag_r", "log_mstar", "z", "log_ssfr", "g_r", "bulge_to_total", "q_disk", "r50_kpc", "oh_12")
+
+
+def effective_rank(x: np.ndarray) -> tuple[float, np.ndarray]:
+    c = x - x.mean(0)
+    s = np.linalg.svd(c, compute_uv=False) ** 2
+    p = s / s.sum()
+    return float(np.exp(-(p * np.log(p + 1e-30)).sum())), p
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default="demo")
+    ap.add_argument("--home", type=Path, default=None)
+    ap.add_argument("--max-galaxies", type=int, default=5000)
+    args = ap.parse_args()
+    atlas = Atlas.open((args.home or home()) / args.run)
+    x = np.asarray(atlas.embeddings()[: args.max_galaxies], np.float64)
+    cat = atlas.catalog().iloc[: len(x)]
+    rank, p = effective_rank(x)
+    print(f"atlas {atlas.name}: {x.shape[0]:,} embeddings of dimension {x.shape[1]}")
+    print(f"variance in PC1 {p[0]:.3f}, PC1-2 {p[:2].sum():.3f}, PC1-10 {p[:10].sum():.3f}; effective rank {rank:.1f}")
+    z = (x - x.mean(0)) / (x.std(0) + 1e-12)
+    print(f"{'property':<16}{'probe R2':>9}")
+    for prop in PROPERTIES:
+        if prop not in cat:
+            continue
+        y = cat[prop].to_numpy(np.float64)
+        ok = np.isfinite(y)
+        r2 = cross_val_score(RidgeCV(alphas=np.logspace(-2, 3, 8)), z[ok], y[ok], cv=3, scoring="r2").mean()
+        print(f"{prop:<16}{r2:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()
