@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from galaxyml.models.sae import TopKSAE, dead_mask, fvu
+from galaxyml.models.sae import TopKSAE, dead_mask, fvu, update_since_fired
 
 
 def test_topk_keeps_exactly_k_nonzeros_and_decodes_like_dense():
@@ -33,6 +33,13 @@ def test_decoder_rows_stay_unit_norm_after_a_step():
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(64), atol=1e-5)
 
 
+def test_dead_latent_bookkeeping():
+    since = torch.tensor([0, 5, 100, 7])
+    update_since_fired(since, torch.tensor([[1.0, 0.0], [2.0, 0.5]]), torch.tensor([[1, 2], [1, 3]]))
+    assert since.tolist() == [2, 0, 102, 0]  # latent 2 was selected with activation 0: not fired
+    assert dead_mask(since, 100).tolist() == [False, False, True, False]
+
+
 def test_fvu_definition():
     x = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
     assert fvu(x, x) == 0
@@ -59,10 +66,7 @@ def _train(auxk_alpha: float, steps: int = 300) -> float:
         sae.remove_gradient_parallel_to_decoder_directions()
         opt.step()
         sae.set_decoder_norm_to_unit_norm()
-        fired = torch.zeros(m, dtype=torch.bool)
-        fired[out.top_indices[out.top_acts > 0]] = True
-        since += 256
-        since[fired] = 0
+        update_since_fired(since, out.top_acts, out.top_indices)
     with torch.no_grad():
         codes = torch.zeros(4096, 48).scatter(1, torch.randint(0, 48, (4096, 3)), torch.rand(4096, 3) + 0.5)
         acts, idx = sae.encode(codes @ atoms)

@@ -33,6 +33,15 @@ def dead_mask(galaxies_since_fired: Tensor, threshold: int) -> Tensor:
     return galaxies_since_fired > threshold
 
 
+def update_since_fired(galaxies_since_fired: Tensor, top_acts: Tensor, top_indices: Tensor) -> Tensor:
+    """Add the batch's galaxies to every latent's count and reset those that fired, in place."""
+    fired = torch.zeros_like(galaxies_since_fired, dtype=torch.bool)
+    fired[top_indices[top_acts > 0]] = True
+    galaxies_since_fired += len(top_acts)
+    galaxies_since_fired[fired] = 0
+    return galaxies_since_fired
+
+
 class ForwardOutput(NamedTuple):
     """Output of :meth:`TopKSAE.forward`."""
 

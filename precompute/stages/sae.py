@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
-from galaxyml.models.sae import TopKSAE, dead_mask, default_lr, save_sae
+from galaxyml.models.sae import TopKSAE, dead_mask, default_lr, save_sae, update_since_fired
 from precompute.stage import StageContext, register
 
 HISTORY_FILE = "history.json"
@@ -113,10 +113,7 @@ def train_sae(ctx: StageContext) -> dict:
             sae.remove_gradient_parallel_to_decoder_directions()
             optimiser.step()
             sae.set_decoder_norm_to_unit_norm()
-            fired = torch.zeros(n_latents, dtype=torch.bool)
-            fired[out.top_indices[out.top_acts > 0]] = True
-            since_fired += len(xb)
-            since_fired[fired] = 0
+            update_since_fired(since_fired, out.top_acts, out.top_indices)
             fvus.append(out.fvu.item())
             auxs.append(out.auxk_loss.item())
             step += 1
