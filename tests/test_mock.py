@@ -37,7 +37,8 @@ def test_metallicity_follows_tremonti_with_the_injected_scatter(catalog):
     assert abs(resid.mean()) < 0.01
     assert resid.std() == pytest.approx(0.1, abs=0.01)
     assert catalog.loc[catalog["quenched"] == 1, "oh_12"].isna().all()
-    np.testing.assert_allclose(sf["n2"], (sf["oh_12"] - 8.90) / 0.57)
+    lines = sf[sf["agn"] == 0]  # AGN replace the star-forming line ratios
+    np.testing.assert_allclose(lines["n2"], (rel.t04_to_pp04(lines["oh_12"]) - 8.90) / 0.57)
 
 
 def test_main_sequence_slope_and_quenching_rise_with_mass(catalog):
@@ -108,3 +109,38 @@ def test_survey_rejects_bad_catalogs(tmp_path):
     (tmp_path / "s" / "images.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(SurveyError, match="cannot read the survey"):
         Survey.load(tmp_path / "s")
+
+
+def test_bpt_loci_star_forming_below_kauffmann_agn_above_kewley(catalog):
+    sf = catalog[catalog["bpt_class"] == 0]
+    agn = catalog[catalog["bpt_class"] == 1]
+    assert len(agn) > 50
+    assert (sf["n2"] < 0.05).all()  # where the Kauffmann line is defined
+    assert (sf["o3"] < rel.kauffmann_o3(sf["n2"])).all()
+    assert (agn["o3"] > rel.kewley_o3(agn["n2"])).all()
+    # AGN prefer massive, bulgy hosts.
+    assert agn["log_mstar"].median() > catalog["log_mstar"].median() + 0.3
+    assert catalog.loc[catalog["bpt_class"] == -1, "quenched"].eq(1).all()
+
+
+@pytest.mark.parametrize("flag, population, rate", [
+    ("bar", "is_disk", 0.3), ("ring", "is_disk", 0.1), ("merger", None, 0.05), ("artefact", None, 0.03),
+])
+def test_structure_flags_match_their_configured_rates(catalog, flag, population, rate):
+    pool = catalog if population is None else catalog[catalog[population] == 1]
+    observed = pool[flag].mean()
+    sigma = np.sqrt(rate * (1 - rate) / len(pool))
+    assert abs(observed - rate) < 4 * sigma
+
+
+def test_spirals_are_star_forming_disks_and_votes_follow_truth(catalog):
+    spirals = catalog[catalog["spiral"] == 1]
+    assert (spirals["quenched"] == 0).all() and (spirals["is_disk"] == 1).all()
+    assert spirals["n_arms"].isin([2, 3, 4]).all()
+    assert spirals["pitch_angle_deg"].between(10, 30).all()
+    votes = "has-spiral-arms_yes_fraction"
+    assert spirals[votes].mean() > catalog.loc[catalog["spiral"] == 0, votes].mean() + 0.3
+    edge = "disk-edge-on_yes_fraction"
+    assert catalog.loc[catalog["edge_on"] == 1, edge].mean() > 0.8
+    for column in [c for c in catalog.columns if c.endswith("_fraction") and "-" in c or c.startswith("bar_") and c.endswith("n_fraction")]:
+        assert catalog[column].between(0, 1).all()

@@ -13,6 +13,7 @@ from astropy.cosmology import Planck18
 
 from galaxyml.data.mock import relations as rel
 from galaxyml.data.mock.config import MockConfig
+from galaxyml.data.mock.structure import VOTE_COLUMNS, draw_agn, draw_structure, draw_votes
 
 ZERO_POINT_MAG = 22.5
 """AB magnitude of a flux of 1 nanomaggy."""
@@ -30,6 +31,14 @@ UNITS: dict[str, str] = {
     "cos_incl": "", "q_disk": "", "q_bulge": "", "pa_deg": "deg", "g_r": "mag", "r_z": "mag",
     "mag_g": "AB mag", "mag_r": "AB mag", "mag_z": "AB mag",
     "flux_g": "nmgy", "flux_r": "nmgy", "flux_z": "nmgy", "bulge_g_r": "mag", "disk_g_r": "mag",
+    "agn": "bool", "bpt_class": "-1 none, 0 SF, 1 AGN", "agn_flux_fraction": "", "is_disk": "bool",
+    "edge_on": "bool", "dust_lane": "bool", "bar": "bool", "bar_length_frac": "r_e,disk",
+    "bar_flux_frac": "", "bar_pa_offset_deg": "deg", "spiral": "bool", "n_arms": "", "pitch_angle_deg": "deg",
+    "arm_strength": "", "arm_phase_rad": "rad", "ring": "bool", "ring_radius_frac": "r_e,disk",
+    "ring_flux_frac": "", "merger": "bool", "companion_flux_ratio": "", "companion_sep_arcsec": "arcsec",
+    "companion_pa_deg": "deg", "tail_flux_frac": "", "artefact": "bool",
+    "artefact_type": "0 none, 1 trail, 2 star, 3 column", "artefact_seed": "",
+    **{col: "fraction" for col in VOTE_COLUMNS},
 }
 
 
@@ -54,8 +63,9 @@ def _draw_candidates(cfg: MockConfig, rng: np.random.Generator, n: int) -> dict[
     x_fmr = log_mstar - cfg.mannucci_alpha * log_sfr
     oh = rel.tremonti_oh(x_fmr) + rng.normal(0.0, cfg.metallicity_scatter_dex, n)
     oh = np.where(quenched, np.nan, oh)
-    n2 = rel.pettini_pagel_n2(oh)
-    o3 = rel.star_forming_o3(np.nan_to_num(n2, nan=-0.5)) + rng.normal(0.0, 0.1, n)
+    # The MZR is on the Tremonti scale; N2 follows Pettini & Pagel on their own scale.
+    n2 = rel.pettini_pagel_n2(rel.t04_to_pp04(oh))
+    o3 = rel.star_forming_o3(np.nan_to_num(n2, nan=-0.5), 0.15 + np.abs(rng.normal(0.0, 0.15, n)))
     o3 = np.where(quenched, np.nan, o3)
 
     # Bulge-to-total rises with mass and quenching (a Beta draw around the mean).
@@ -128,6 +138,11 @@ def draw_block(cfg: MockConfig, block: int) -> pd.DataFrame:
         n_kept += len(part)
     df = pd.concat(parts, ignore_index=True).iloc[: cfg.block_size].reset_index(drop=True)
     df = df.assign(**_angular_sizes({k: df[k].to_numpy() for k in df.columns}))
+    cols = {k: df[k].to_numpy() for k in df.columns}
+    cols.update(draw_agn(cfg, rng, cols))
+    cols.update(draw_structure(cfg, rng, cols))
+    cols.update(draw_votes(cfg, rng, cols))
+    df = pd.DataFrame(cols)
     for band in "grz":
         df[f"flux_{band}"] = 10.0 ** (-0.4 * (df[f"mag_{band}"] - ZERO_POINT_MAG))
     return df

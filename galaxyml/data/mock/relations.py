@@ -40,10 +40,24 @@ def kauffmann_o3(n2: np.ndarray) -> np.ndarray:
     return 0.61 / (n2 - 0.05) + 1.3
 
 
-def star_forming_o3(n2: np.ndarray) -> np.ndarray:
-    """Locus of star-forming galaxies in the BPT diagram: 0.3 dex below the Kauffmann line,
-    capped at the high-excitation end (low N2, low metallicity)."""
-    return np.minimum(kauffmann_o3(np.minimum(n2, -0.2)) - 0.3, 0.9)
+def kewley_o3(n2: np.ndarray) -> np.ndarray:
+    """The Kewley et al. (2001) maximum-starburst line, log([OIII]/Hbeta) = 0.61/(N2 - 0.47) + 1.19."""
+    return 0.61 / (n2 - 0.47) + 1.19
+
+
+def star_forming_o3(n2: np.ndarray, offset: np.ndarray | float = 0.3) -> np.ndarray:
+    """Locus of star-forming galaxies in the BPT diagram: ``offset`` dex below the Kauffmann line."""
+    return kauffmann_o3(np.minimum(n2, 0.0)) - offset
+
+
+_PP04_GRID = np.linspace(7.6, 9.1, 601)
+_T04_GRID = -1661.9380 + 585.17650 * _PP04_GRID - 68.471750 * _PP04_GRID**2 + 2.6766690 * _PP04_GRID**3
+
+
+def t04_to_pp04(oh_t04: np.ndarray) -> np.ndarray:
+    """Convert 12+log(O/H) from the Tremonti et al. (2004) scale to the Pettini & Pagel (2004) N2
+    scale, inverting the Kewley & Ellison (2008) conversion (valid 8.05 < PP04 < 8.9)."""
+    return np.interp(oh_t04, _T04_GRID, _PP04_GRID)
 
 
 def shen_late_r50_kpc(log_mstar: np.ndarray) -> np.ndarray:
