@@ -81,6 +81,19 @@ class Survey:
         skip = {"galaxy_id", "ra", "dec"}
         return [c for c in self.catalog.columns if c not in skip and pd.api.types.is_numeric_dtype(self.catalog[c])]
 
+    def particles(self, index: int, n: int = 20_000) -> np.ndarray:
+        """(n, 10) star particles of galaxy ``index`` in the GalacticFlow layout (mock surveys).
+
+        Generated on demand and deterministic per galaxy; see :mod:`galaxyml.data.mock.particles`.
+        """
+        if not self.is_mock:
+            raise SurveyError("this survey has no star particles (only the mock universe generates them)")
+        if not 0 <= index < len(self):
+            raise IndexError(f"galaxy index {index} is outside the survey (0-{len(self) - 1})")
+        from galaxyml.data.mock.particles import mock_particles
+
+        return mock_particles(self.catalog.iloc[index], int(self.meta["config"]["seed"]), index, n)
+
     def rgb(self, index: slice | np.ndarray | None = None) -> np.ndarray:
         """Display thumbnails of the selected galaxies as (n, H, W, 3) uint8."""
         sel = self.images if index is None else self.images[index]

@@ -28,7 +28,7 @@ UNITS: dict[str, str] = {
     "ra": "deg", "dec": "deg", "z": "", "log_mstar": "log10 Msun", "log_sfr": "log10 Msun/yr",
     "log_ssfr": "log10 1/yr", "quenched": "bool", "oh_12": "12+log(O/H)", "n2": "dex", "o3": "dex",
     "bulge_to_total": "", "r50_kpc": "kpc", "r_e_disk_arcsec": "arcsec", "r_e_bulge_arcsec": "arcsec",
-    "cos_incl": "", "q_disk": "", "q_bulge": "", "pa_deg": "deg", "g_r": "mag", "r_z": "mag",
+    "r_e_disk_kpc": "kpc", "r_e_bulge_kpc": "kpc", "cos_incl": "", "q_disk": "", "q_bulge": "", "pa_deg": "deg", "g_r": "mag", "r_z": "mag",
     "mag_g": "AB mag", "mag_r": "AB mag", "mag_z": "AB mag",
     "flux_g": "nmgy", "flux_r": "nmgy", "flux_z": "nmgy", "bulge_g_r": "mag", "disk_g_r": "mag",
     "agn": "bool", "bpt_class": "-1 none, 0 SF, 1 AGN", "agn_flux_fraction": "", "is_disk": "bool",
@@ -119,7 +119,8 @@ def _angular_sizes(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     r_e_bulge = r50_arcsec * np.where(bt > 0.5, 0.85, 0.35)
     q_disk = rel.disk_axis_ratio(c["cos_incl"])
     q_bulge = rel.disk_axis_ratio(c["cos_incl"], q0=0.7)
-    return {"r_e_disk_arcsec": r_e_disk, "r_e_bulge_arcsec": r_e_bulge, "q_disk": q_disk, "q_bulge": q_bulge}
+    return {"r_e_disk_arcsec": r_e_disk, "r_e_bulge_arcsec": r_e_bulge, "q_disk": q_disk, "q_bulge": q_bulge,
+            "r_e_disk_kpc": r_e_disk / arcsec_per_kpc, "r_e_bulge_kpc": r_e_bulge / arcsec_per_kpc}
 
 
 def draw_block(cfg: MockConfig, block: int) -> pd.DataFrame:
