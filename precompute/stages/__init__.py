@@ -1,3 +1,3 @@
 """Built-in stages, imported in dependency order (each registers itself)."""
 
-from precompute.stages import survey, thumbnails, encoder, embeddings, sae, features, index  # noqa: F401
+from precompute.stages import survey, thumbnails, encoder, embeddings, sae, features, index, clusters  # noqa: F401
