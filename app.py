@@ -14,6 +14,7 @@ from precompute.jobs import start_build
 from precompute.lock import BuildLocked
 from ui import loaders
 from ui.sidebar import DEFAULT_PRESET, sidebar
+from ui.survey_view import survey_view
 from ui.widgets import gallery, mock_badge
 
 st.set_page_config(page_title="Galaxy Feature Atlas", page_icon=":material/blur_on:", layout="wide")
@@ -77,6 +78,9 @@ if atlas.ready("sae"):
     cols[2].metric("SAE FVU", f"{sae['fvu']:.3f}", help="Fraction of variance of the embeddings left unexplained")
     cols[3].metric("L0", f"{sae['l0']:.0f}", help="Active latents per galaxy")
     cols[4].metric("Dead latents", f"{sae['dead_fraction']:.1%}", help="Latents that fire on no galaxy of the survey")
+
+if atlas.ready("survey"):
+    survey_view(atlas)
 
 rows = []
 for name in stage_names:

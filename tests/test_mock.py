@@ -41,6 +41,15 @@ def test_metallicity_follows_tremonti_with_the_injected_scatter(catalog):
     np.testing.assert_allclose(lines["n2"], (rel.t04_to_pp04(lines["oh_12"]) - 8.90) / 0.57)
 
 
+def test_fitting_the_catalog_recovers_the_mzr_coefficients():
+    cat = draw_catalog(MockConfig(n_galaxies=8000, seed=11))
+    sf = cat[cat["quenched"] == 0]
+    coef, cov = np.polyfit(sf["log_mstar"], sf["oh_12"], 2, cov=True)
+    err = np.sqrt(np.diag(cov))
+    truth = np.array([-0.08026, 1.847, -1.492])  # Tremonti et al. (2004), highest power first
+    assert np.all(np.abs(coef - truth) < 4 * err), (coef, err)
+
+
 def test_main_sequence_slope_and_quenching_rise_with_mass(catalog):
     sf = catalog[catalog["quenched"] == 0]
     slope, intercept = np.polyfit(sf["log_mstar"], sf["log_sfr"], 1)
@@ -81,6 +90,8 @@ def test_sersic_half_light_radius_and_psf_conserves_flux():
     ("image_size_px", 12, "too small for the PSF"),
     ("z_min", 0.5, "z_min"),
     ("sky_sigma_nmgy", (0.1, 0.1), "one non-negative value per band"),
+    ("bar_fraction", 1.5, r"survey.bar_fraction must be a fraction in \[0, 1\], got 1.5"),
+    ("merger_fraction", -0.1, "survey.merger_fraction must be a fraction"),
 ])
 def test_invalid_config_names_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
