@@ -160,3 +160,14 @@ def test_killed_build_is_reported_and_the_finished_atlas_still_loads(quick_copy,
     assert not at.exception
     assert any("ended without finishing" in w.value for w in at.sidebar.warning)
     assert at.get("image")  # the finished stages still show
+
+
+def test_home_survey_view_shows_structures_histogram_and_relations(home_env):
+    at = app()
+    at.toggle(key="survey_view").set_value(True).run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    for flag in ("spiral", "bar", "merger", "artefact"):
+        assert f"**{flag}**" in captions
+    assert len(at.get("plotly_chart")) == 2  # property histogram + relations
+    assert "floor on any prediction" in captions
