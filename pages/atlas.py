@@ -1,6 +1,6 @@
 """Atlas page: one sparse feature at a time (top galaxies, activation histogram, drill-down).
 
-Deep link: ``/atlas?run=demo&feature=123&galaxy=<galaxy_id>``.
+Deep link: ``/atlas?run=demo&model=sae&feature=123&galaxy=<galaxy_id>``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,18 @@ if atlas is None or not atlas.ready("features"):
     st.stop()
 
 mock_badge(atlas.is_mock)
-fs = loaders.feature_set(atlas, "sae")
+MODELS = {"sae": "TopK SAE", "matryoshka": "Matryoshka SAE", "pca": "PCA (±component)"}
+available = [m for m in MODELS if (atlas.stage_dir("features") / m).is_dir() and atlas.ready(m)]
+model = st.query_params.get("model", available[0])
+if model not in available:
+    st.warning(f"?model={model} is not in this atlas (available: {', '.join(available)}); showing {available[0]}.")
+    model = available[0]
+model = st.segmented_control("Feature model", available, default=model, format_func=MODELS.get) or model
+if model != st.query_params.get("model", available[0]):
+    for key in ("feature", "galaxy"):  # feature numbers belong to one model
+        st.query_params.pop(key, None)
+st.query_params["model"] = model
+fs = loaders.feature_set(atlas, model)
 stats = fs.stats.sort_values(["dead", "density"], ascending=[True, False])
 catalog = loaders.catalog(atlas)
 thumbs = loaders.thumbnails(atlas)
@@ -40,7 +51,7 @@ except (ValueError, IndexError):
 order = stats["feature"].tolist()
 labels = {int(r.feature): f"#{r.feature} · density {r.density:.2%}" + (" · dead" if r.dead else "")
           for r in stats.itertuples()}
-picked = st.selectbox(f"Feature (TopK SAE, {fs.n_features:,} latents, sorted by density)", order,
+picked = st.selectbox(f"Feature ({MODELS[model]}, {fs.n_features:,} features, sorted by density)", order,
                       index=order.index(feature), format_func=labels.get)
 if picked != feature:
     feature = int(picked)
@@ -95,7 +106,7 @@ if len(gal):
     left.dataframe(pd.DataFrame({"property": record.index, "value": shown,
                                  "unit": [units.get(k, "") for k in record.index]}), hide_index=True, height=300)
     active = fs.features_of(g)
-    active["link"] = [f"/atlas?run={atlas.name}&feature={f}" for f in active["feature"]]
+    active["link"] = [f"/atlas?run={atlas.name}&model={model}&feature={f}" for f in active["feature"]]
     right.markdown(f"**{len(active)} features fire on this galaxy**")
     right.dataframe(active, hide_index=True, width="stretch",
                     column_config={"link": st.column_config.LinkColumn("open", display_text="open feature")})

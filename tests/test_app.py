@@ -171,3 +171,12 @@ def test_home_survey_view_shows_structures_histogram_and_relations(home_env):
         assert f"**{flag}**" in captions
     assert len(at.get("plotly_chart")) == 2  # property histogram + relations
     assert "floor on any prediction" in captions
+
+
+@pytest.mark.parametrize("model", ["matryoshka", "pca"])
+def test_atlas_page_renders_every_feature_model(home_env, model):
+    at = app("pages/atlas.py", model=model)
+    assert not at.exception and not at.error
+    fs = Atlas.open(home_env / "quick").feature_set(model)
+    assert f"{fs.n_features:,} features" in at.main.selectbox[0].label
+    assert at.get("image")

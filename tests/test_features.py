@@ -33,3 +33,22 @@ def test_streaming_stats_match_dense(chunk):
         np.testing.assert_allclose(dense[s.top_galaxies[f], f], expected, rtol=1e-6)
     assert (s.top_galaxies[m - 5:] == -1).all()
     np.testing.assert_array_equal(s.hist_counts.sum(1), (dense > 0).sum(0))
+
+
+@pytest.mark.parametrize("model", ["sae", "matryoshka", "pca"])
+def test_every_feature_set_is_consistent(quick_home, model):
+    """One contract for every feature model: codes, statistics and top galaxies agree."""
+    from galaxyml.atlas import Atlas
+
+    fs = Atlas.open(quick_home / "quick").feature_set(model)
+    idx, val = np.asarray(fs.code_indices), np.asarray(fs.code_values)
+    assert idx.shape == val.shape and (val >= 0).all() and idx.max() < fs.n_features
+    assert np.all(np.diff(val, axis=1) <= 0)  # strongest feature first
+    live = fs.stats.loc[~fs.stats["dead"], "feature"].to_numpy()
+    f = int(live[0])
+    gal, top = fs.top(f)
+    dense = fs.activations(f)
+    np.testing.assert_allclose(top, np.sort(dense)[::-1][: len(top)], rtol=1e-6)
+    np.testing.assert_allclose(dense[gal], top, rtol=1e-6)
+    assert fs.stats.loc[f, "density"] == pytest.approx((dense > 0).mean())
+    assert f in set(fs.features_of(int(gal[0]))["feature"])

@@ -1,5 +1,8 @@
 """TopK sparse autoencoder (Gao et al. 2024, arXiv:2406.04093): z = TopK(ReLU(W_enc (x - b_pre) + b_enc)),
-x_hat = W_dec^T z + b_pre, with unit-norm decoder rows and the AuxK loss that revives dead latents.
+x_hat = W_dec^T z + b_pre, with unit-norm decoder rows and the AuxK loss that revives dead latents;
+and the Matryoshka TopK SAE (Bussmann et al. 2025, arXiv:2503.17547), whose latents form nested
+groups and whose loss sums the FVU of the reconstructions from every prefix of groups,
+L = sum_g FVU(x, W_dec[:m_g]^T z[:m_g] + b_pre), so the first groups learn the broadest features.
 
 Decoding is sparse: ``F.embedding_bag`` sums the k decoder rows of each sample weighted by their
 activations, so neither the forward nor the backward pass ever forms the dense (B, M) code.
@@ -55,6 +58,10 @@ class ForwardOutput(NamedTuple):
     """Scalar fraction of variance unexplained."""
     auxk_loss: Tensor
     """Scalar AuxK loss (0 when no latent is dead)."""
+    recon_loss: Tensor
+    """Scalar reconstruction loss to minimise (the FVU; the sum over prefixes for Matryoshka)."""
+    group_fvu: Tensor | None = None
+    """(G,) FVU using only the first g groups (Matryoshka only)."""
 
 
 class TopKSAE(nn.Module):
@@ -102,7 +109,13 @@ class TopKSAE(nn.Module):
         x_hat = self.decode(top_acts, top_indices)
         e = x - x_hat
         total_variance = (x - x.mean(0)).pow(2).sum()
-        auxk_loss = x_hat.new_tensor(0.0)
+        auxk_loss = self.auxk(pre, e, total_variance, dead)
+        fvu_ = e.pow(2).sum() / total_variance
+        return ForwardOutput(x_hat, top_acts, top_indices, fvu_, auxk_loss, fvu_)
+
+    def auxk(self, pre: Tensor, e: Tensor, total_variance: Tensor, dead: Tensor | None) -> Tensor:
+        """AuxK loss: the dead latents' reconstruction of the residual ``e``."""
+        auxk_loss = e.new_tensor(0.0)
         if dead is not None and (n_dead := int(dead.sum())) > 0:
             # AuxK (Gao et al. 2024, appendix B.1, as in sparsify): the top k_aux dead latents
             # model the residual of the live ones; k_aux = d/2, scaled down when few are dead.
@@ -112,7 +125,7 @@ class TopKSAE(nn.Module):
             aux_acts, aux_idx = aux_pre.topk(min(k_aux, n_dead), sorted=False)
             e_hat = self.decode(aux_acts, aux_idx)
             auxk_loss = scale * (e_hat - e.detach()).pow(2).sum() / total_variance
-        return ForwardOutput(x_hat, top_acts, top_indices, e.pow(2).sum() / total_variance, auxk_loss)
+        return auxk_loss
 
     @torch.no_grad()
     def set_decoder_norm_to_unit_norm(self) -> None:
@@ -128,6 +141,49 @@ class TopKSAE(nn.Module):
 
     def config(self) -> dict[str, int]:
         return {"d_in": self.d_in, "n_latents": self.n_latents, "k": self.k}
+
+
+class MatryoshkaSAE(TopKSAE):
+    r"""TopK SAE with nested groups of latents.
+
+    Learning Multi-Level Features with Matryoshka Sparse Autoencoders (Bussmann et al., 2025)
+    https://arxiv.org/abs/2503.17547
+
+    Arguments:
+        d_in: The embedding size d.
+        group_sizes: Sizes of the nested groups; the latents are their concatenation.
+        k: The number of active latents per sample (chosen over all latents).
+
+    Shapes: x (B, d) -> codes (B, k) -> prefix reconstructions (G, B, d).
+    """
+
+    def __init__(self, d_in: int, group_sizes: tuple[int, ...], k: int):
+        super().__init__(d_in, int(sum(group_sizes)), k)
+        if not group_sizes or min(group_sizes) < 1:
+            raise ValueError(f"matryoshka.group_sizes must be positive sizes, got {group_sizes}")
+        self.group_sizes = tuple(int(g) for g in group_sizes)
+        self.register_buffer("prefix_ends", torch.tensor(self.group_sizes).cumsum(0), persistent=False)
+
+    def prefix_decode(self, top_acts: Tensor, top_indices: Tensor, n_groups: int) -> Tensor:
+        """Reconstruction from the latents of the first ``n_groups`` groups only."""
+        keep = top_indices < self.prefix_ends[n_groups - 1]
+        return self.decode(top_acts * keep, top_indices)
+
+    def forward(self, x: Tensor, dead: Tensor | None = None) -> ForwardOutput:
+        pre = self.pre_acts(x)
+        top_acts, top_indices = topk_relu(pre, self.k)
+        total_variance = (x - x.mean(0)).pow(2).sum()
+        group_fvu = torch.stack([
+            (x - self.prefix_decode(top_acts, top_indices, g)).pow(2).sum() / total_variance
+            for g in range(1, len(self.group_sizes) + 1)
+        ])
+        x_hat = self.decode(top_acts, top_indices)
+        e = x - x_hat
+        auxk_loss = self.auxk(pre, e, total_variance, dead)
+        return ForwardOutput(x_hat, top_acts, top_indices, group_fvu[-1], auxk_loss, group_fvu.sum(), group_fvu)
+
+    def config(self) -> dict:
+        return {**super().config(), "group_sizes": list(self.group_sizes)}
 
 
 def default_lr(n_latents: int) -> float:
@@ -148,6 +204,9 @@ def save_sae(sae: TopKSAE, folder: Path, **extra) -> None:
 def load_sae(folder: Path) -> tuple[TopKSAE, dict]:
     """Read a SAE written by :func:`save_sae`; returns the model and its config (with extras)."""
     info = json.loads((folder / CONFIG_FILE).read_text())
-    sae = TopKSAE(info["d_in"], info["n_latents"], info["k"])
+    if "group_sizes" in info:
+        sae = MatryoshkaSAE(info["d_in"], tuple(info["group_sizes"]), info["k"])
+    else:
+        sae = TopKSAE(info["d_in"], info["n_latents"], info["k"])
     sae.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     return sae.eval(), info

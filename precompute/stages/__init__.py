@@ -1,3 +1,5 @@
 """Built-in stages, imported in dependency order (each registers itself)."""
 
-from precompute.stages import survey, thumbnails, encoder, embeddings, sae, features, index, clusters  # noqa: F401
+from precompute.stages import (  # noqa: F401
+    survey, thumbnails, encoder, embeddings, sae, matryoshka, pca, features, index, clusters,
+)

@@ -10,7 +10,7 @@ import numpy as np
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
 from precompute.stage import StageContext, register
 
-FEATURE_MODELS = ("sae",)
+FEATURE_MODELS = ("sae", "matryoshka", "pca")
 """Stages whose sparse codes are summarised here."""
 
 

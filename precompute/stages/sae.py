@@ -6,12 +6,14 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
-from galaxyml.models.sae import TopKSAE, dead_mask, default_lr, save_sae, update_since_fired
+from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, update_since_fired
 from precompute.stage import StageContext, register
 
 HISTORY_FILE = "history.json"
@@ -37,10 +39,15 @@ class SAEConfig:
     """Weight of the AuxK loss."""
     dead_after_galaxies: int = 2048
     """A latent is dead after this many galaxies without firing (AuxK then revives it)."""
+    input_norm: Literal["global", "per_dim"] = "global"
+    """Embedding scaling before the SAE: one scalar for all dimensions (FVU as on the raw embeddings),
+    or each dimension to unit variance (FVU of the standardised embeddings)."""
     seed: int = 0
     """Seed of initialisation and batch order."""
 
     def __post_init__(self) -> None:
+        if self.input_norm not in ("global", "per_dim"):
+            raise ValueError(f"sae.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
         if self.expansion < 1 or self.k < 1 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError("sae.expansion, sae.k, sae.epochs and sae.batch_size must be >= 1")
         if self.lr < 0 or self.auxk_alpha < 0:
@@ -55,48 +62,46 @@ def get_lr(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 @torch.no_grad()
-def encode_all(sae: TopKSAE, x: np.ndarray, scale: float, batch: int = 4096) -> tuple[np.ndarray, np.ndarray, float]:
-    """Sparse codes of every row and the FVU over all rows (centred, as in training)."""
+def encode_all(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Sparse codes of every row (strongest latent first) and the FVU over all rows, centred as in
+    training; for a Matryoshka SAE the FVU of every prefix of groups (the last is the full FVU)."""
     n = len(x)
     idx = np.empty((n, sae.k), np.int32)
     val = np.empty((n, sae.k), np.float32)
     mean = torch.from_numpy(np.asarray(x, np.float64).mean(0) / scale).float()
-    err = var = 0.0
+    n_groups = len(sae.group_sizes) if isinstance(sae, MatryoshkaSAE) else 1
+    err, var = np.zeros(n_groups), 0.0
     for s in range(0, n, batch):
         xb = torch.from_numpy(np.asarray(x[s : s + batch], np.float32) / scale)
         acts, ind = sae.encode(xb)
-        x_hat = sae.decode(acts, ind)
-        err += (xb - x_hat).pow(2).sum().item()
+        for g in range(n_groups):
+            x_hat = sae.prefix_decode(acts, ind, g + 1) if n_groups > 1 else sae.decode(acts, ind)
+            err[g] += (xb - x_hat).pow(2).sum().item()
         var += (xb - mean).pow(2).sum().item()
-        order = acts.argsort(dim=1, descending=True)  # strongest latent first
+        order = acts.argsort(dim=1, descending=True)
         idx[s : s + batch] = ind.gather(1, order).numpy()
         val[s : s + batch] = acts.gather(1, order).numpy()
-    return idx, val, err / var
+    return idx, val, (err / var).tolist()
 
 
-@register("sae", SAEConfig, inputs=("embeddings",))
-def train_sae(ctx: StageContext) -> dict:
-    """Train the TopK SAE on the embeddings; store weights and sparse codes of every galaxy."""
-    cfg: SAEConfig = ctx.cfg
-    x = np.load(ctx.inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)
-    n, d = x.shape
-    n_latents = cfg.expansion * d
-    if cfg.k > n_latents:
-        raise ValueError(f"sae.k = {cfg.k} exceeds the number of latents {n_latents} (expansion x {d})")
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    # One scalar scale so the centred data has unit variance per dimension; FVU is unaffected.
-    sample = np.asarray(x[np.sort(rng.choice(n, min(n, 20000), replace=False))], np.float64)
-    scale = float(np.sqrt(sample.var(0).mean())) or 1.0
+def input_scale(sample: np.ndarray, input_norm: str) -> np.ndarray:
+    """Per-dimension divisor of the embeddings: one shared scalar, or each dimension's std."""
+    if input_norm == "global":  # the centred data gets unit mean variance per dimension
+        scale = np.full(sample.shape[1], np.sqrt(sample.var(0).mean()) or 1.0)
+    else:
+        scale = np.sqrt(sample.var(0)) + 1e-8
+    return scale.astype(np.float32)
 
-    sae = TopKSAE(d, n_latents, cfg.k)
-    with torch.no_grad():
-        sae.b_pre.copy_(torch.from_numpy(sample.mean(0) / scale).float())
-    lr = cfg.lr or default_lr(n_latents)
+
+def fit_sparse_coder(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, rng: np.random.Generator,
+                     ctx: StageContext) -> tuple[list[dict], float]:
+    """Train ``sae`` on the rows of ``x`` / ``scale``: Adam (fused), warm-up then linear decay,
+    AuxK on latents dead for ``cfg.dead_after_galaxies`` galaxies, unit-norm decoder rows."""
+    n = len(x)
+    lr = cfg.lr or default_lr(sae.n_latents)
     optimiser = torch.optim.Adam(sae.parameters(), lr=lr, fused=True)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    since_fired = torch.zeros(n_latents, dtype=torch.long)
+    total = cfg.epochs * math.ceil(n / cfg.batch_size)
+    since_fired = torch.zeros(sae.n_latents, dtype=torch.long)
     history: list[dict] = []
     step, t0 = 0, time.time()
     for epoch in range(cfg.epochs):
@@ -107,7 +112,7 @@ def train_sae(ctx: StageContext) -> dict:
             for group in optimiser.param_groups:
                 group["lr"] = get_lr(step, total, lr, cfg.warmup_steps)
             out = sae(xb, dead=dead_mask(since_fired, cfg.dead_after_galaxies))
-            loss = out.fvu + cfg.auxk_alpha * out.auxk_loss
+            loss = out.recon_loss + cfg.auxk_alpha * out.auxk_loss
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             sae.remove_gradient_parallel_to_decoder_directions()
@@ -121,22 +126,60 @@ def train_sae(ctx: StageContext) -> dict:
         history.append({"epoch": epoch + 1, "fvu": float(np.mean(fvus)), "auxk_loss": float(np.mean(auxs)),
                         "dead_fraction": float(dead_mask(since_fired, cfg.dead_after_galaxies).float().mean()),
                         "seconds": time.time() - t0})
-    train_seconds = time.time() - t0
+    return history, time.time() - t0
 
+
+DENSE_THRESHOLD = 0.1
+"""A feature is dense when it is active on more than this share of galaxies."""
+
+
+def write_codes(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, history: list[dict], seconds: float,
+                out: Path) -> dict:
+    """Encode every galaxy, save weights, codes and history; return the stage's metrics."""
     sae.eval()
-    idx, val, fvu_all = encode_all(sae, x, scale)
-    np.save(ctx.out / CODE_INDICES_FILE, idx, allow_pickle=False)
-    np.save(ctx.out / CODE_VALUES_FILE, val, allow_pickle=False)
-    save_sae(sae, ctx.out, input_scale=scale)
-    (ctx.out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
+    idx, val, fvus = encode_all(sae, x, scale)
+    np.save(out / CODE_INDICES_FILE, idx, allow_pickle=False)
+    np.save(out / CODE_VALUES_FILE, val, allow_pickle=False)
+    save_sae(sae, out, input_norm=cfg.input_norm, input_scale=scale.tolist())
+    (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
     active = val > 0
-    fired_ever = np.zeros(n_latents, bool)
-    fired_ever[idx[active]] = True
-    return {
-        "fvu": fvu_all,
-        "l0": float(active.sum(1).mean()),
-        "dead_fraction": float(1.0 - fired_ever.mean()),
-        "n_latents": n_latents, "k": cfg.k,
-        "samples_per_s": cfg.epochs * n / train_seconds,
+    counts = np.bincount(idx[active], minlength=sae.n_latents)
+    metrics = {
+        "fvu": fvus[-1], "l0": float(active.sum(1).mean()),
+        "dead_fraction": float((counts == 0).mean()),
+        "dense_fraction": float((counts > DENSE_THRESHOLD * len(x)).mean()),
+        "dense_threshold": DENSE_THRESHOLD,
+        "n_latents": sae.n_latents, "k": sae.k, "samples_per_s": cfg.epochs * len(x) / seconds,
     }
+    if len(fvus) > 1:
+        metrics["group_fvu"] = fvus
+    return metrics
 
+
+def load_embeddings(ctx: StageContext) -> np.ndarray:
+    return np.load(ctx.inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)
+
+
+def prepare(x: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """Seeded generator, a sample of rows, and the input scale."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    sample = np.asarray(x[np.sort(rng.choice(len(x), min(len(x), 20000), replace=False))], np.float64)
+    return sample, input_scale(sample, cfg.input_norm), rng
+
+
+@register("sae", SAEConfig, inputs=("embeddings",))
+def train_sae(ctx: StageContext) -> dict:
+    """Train the TopK SAE on the embeddings; store weights and sparse codes of every galaxy."""
+    cfg: SAEConfig = ctx.cfg
+    x = load_embeddings(ctx)
+    d = x.shape[1]
+    n_latents = cfg.expansion * d
+    if cfg.k > n_latents:
+        raise ValueError(f"sae.k = {cfg.k} exceeds the number of latents {n_latents} (expansion x {d})")
+    sample, scale, rng = prepare(x, cfg)
+    sae = TopKSAE(d, n_latents, cfg.k)
+    with torch.no_grad():
+        sae.b_pre.copy_(torch.from_numpy(sample.mean(0) / scale).float())
+    history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx)
+    return write_codes(sae, x, scale, cfg, history, seconds, ctx.out)

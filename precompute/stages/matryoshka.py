@@ -1,0 +1,62 @@
+"""Stage ``matryoshka``: a Matryoshka TopK SAE on the embeddings (nested groups of latents)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from galaxyml.models.sae import MatryoshkaSAE
+from precompute.stage import StageContext, register
+from precompute.stages.sae import fit_sparse_coder, load_embeddings, prepare, write_codes
+
+
+@dataclass(frozen=True)
+class MatryoshkaConfig:
+    """Matryoshka SAE. The precedent (Euclid Q1 atlas) used groups (64, 64, 128, 256, 512, 1024),
+    k = 64, lr 1e-4, 200 epochs on 640-d Zoobot embeddings; the demo scales the groups to 8 d."""
+
+    group_sizes: tuple[int, ...] = (64, 64, 128, 256, 512)
+    """Sizes of the nested groups of latents (their sum is the number of latents)."""
+    k: int = 32
+    """Active latents per galaxy."""
+    epochs: int = 60
+    """Passes over the embeddings."""
+    batch_size: int = 256
+    """Galaxies per step."""
+    lr: float = 0.0
+    """Adam learning rate; 0 uses the scaling law 2e-4 / sqrt(M / 2^14)."""
+    warmup_steps: int = 50
+    """Linear warm-up steps, then linear decay to zero."""
+    auxk_alpha: float = 1 / 32
+    """Weight of the AuxK loss."""
+    dead_after_galaxies: int = 2048
+    """A latent is dead after this many galaxies without firing."""
+    input_norm: Literal["global", "per_dim"] = "global"
+    """Embedding scaling before the SAE (see the ``sae`` stage)."""
+    seed: int = 0
+    """Seed of initialisation and batch order."""
+
+    def __post_init__(self) -> None:
+        if not self.group_sizes or min(self.group_sizes) < 1:
+            raise ValueError(f"matryoshka.group_sizes must be positive sizes, got {self.group_sizes}")
+        if not 0 < self.k <= sum(self.group_sizes):
+            raise ValueError(f"matryoshka.k = {self.k} must be in [1, sum(group_sizes) = {sum(self.group_sizes)}]")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("matryoshka.epochs and matryoshka.batch_size must be >= 1")
+        if self.input_norm not in ("global", "per_dim"):
+            raise ValueError(f"matryoshka.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
+
+
+@register("matryoshka", MatryoshkaConfig, inputs=("embeddings",))
+def train_matryoshka(ctx: StageContext) -> dict:
+    """Train the Matryoshka SAE; store weights, sparse codes and the FVU of every group prefix."""
+    cfg: MatryoshkaConfig = ctx.cfg
+    x = load_embeddings(ctx)
+    sample, scale, rng = prepare(x, cfg)
+    sae = MatryoshkaSAE(x.shape[1], cfg.group_sizes, cfg.k)
+    with torch.no_grad():
+        sae.b_pre.copy_(torch.from_numpy(sample.mean(0) / scale).float())
+    history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx)
+    return write_codes(sae, x, scale, cfg, history, seconds, ctx.out)
