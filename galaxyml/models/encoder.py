@@ -183,23 +183,42 @@ def asinh_scale(flux: np.ndarray, softening: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Normalisation:
-    """Input scaling: x = (asinh(flux / softening) - mean[band]) / std[band]."""
+    """Input scaling: x = (asinh(flux / (softening a)) - mean[band]) / std[band].
+
+    With ``per_galaxy`` the amplitude a of each cutout is its brightest central pixel in the
+    reference band, so the encoder sees shape and colour rather than apparent brightness;
+    otherwise a = 1 and the softening is in flux units.
+    """
 
     softening: float
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    per_galaxy: bool = False
+    reference_band: int = 1
+
+    def amplitude(self, flux: np.ndarray) -> np.ndarray:
+        """(B, 1, 1, 1) per-cutout scale: the peak of the central quarter in the reference band."""
+        if not self.per_galaxy:
+            return np.ones((len(flux), 1, 1, 1), np.float32)
+        h, w = flux.shape[-2:]
+        centre = flux[:, self.reference_band, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+        return np.maximum(centre.reshape(len(flux), -1).max(1), 1e-6).astype(np.float32)[:, None, None, None]
 
     def __call__(self, flux: np.ndarray) -> Tensor:
         """(B, C, H, W) fluxes -> normalised float32 tensor."""
-        x = asinh_scale(flux, self.softening)
+        flux = np.asarray(flux, np.float32)
+        x = asinh_scale(flux / self.amplitude(flux), self.softening)
         mean = np.asarray(self.mean, np.float32)[None, :, None, None]
         std = np.asarray(self.std, np.float32)[None, :, None, None]
         return torch.from_numpy((x - mean) / std)
 
     @classmethod
-    def fit(cls, flux: np.ndarray, softening: float) -> "Normalisation":
-        x = asinh_scale(flux, softening)
-        return cls(softening, tuple(x.mean(axis=(0, 2, 3)).tolist()), tuple((x.std(axis=(0, 2, 3)) + 1e-6).tolist()))
+    def fit(cls, flux: np.ndarray, softening: float, per_galaxy: bool = False) -> "Normalisation":
+        flux = np.asarray(flux, np.float32)
+        probe = cls(softening, (0.0,), (1.0,), per_galaxy)
+        x = asinh_scale(flux / probe.amplitude(flux), softening)
+        return cls(softening, tuple(x.mean(axis=(0, 2, 3)).tolist()), tuple((x.std(axis=(0, 2, 3)) + 1e-6).tolist()),
+                   per_galaxy)
 
 
 WEIGHTS_FILE = "encoder.safetensors"
@@ -220,4 +239,5 @@ def load_encoder(folder: Path) -> tuple[AstroPT, Normalisation]:
     model = AstroPT(AstroPTConfig(**info["model"]))
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     n = info["normalisation"]
-    return model.eval(), Normalisation(n["softening"], tuple(n["mean"]), tuple(n["std"]))
+    return model.eval(), Normalisation(n["softening"], tuple(n["mean"]), tuple(n["std"]), n.get("per_galaxy", False),
+                                       n.get("reference_band", 1))

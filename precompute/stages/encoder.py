@@ -34,7 +34,10 @@ class EncoderConfig(AstroPTConfig):
     val_fraction: float = 0.1
     """Share of galaxies held out to measure the validation loss."""
     softening_nmgy: float = 0.02
-    """asinh softening of the input fluxes [nanomaggies], about 3 sigma of the r-band sky."""
+    """asinh softening of the input fluxes [nanomaggies], about 3 sigma of the r-band sky; with
+    ``per_galaxy_scale`` it is relative to each cutout's central peak instead."""
+    per_galaxy_scale: bool = False
+    """Divide each cutout by its central r-band peak first (shape and colour, not brightness)."""
     augment: bool = True
     """Random flips and 90-degree rotations during training."""
     seed: int = 0
@@ -91,7 +94,7 @@ def train_encoder(ctx: StageContext) -> dict:
     perm = rng.permutation(n)
     n_val = max(1, int(round(cfg.val_fraction * n)))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
-    norm = Normalisation.fit(np.asarray(images[np.sort(train_idx[:2048])]), cfg.softening_nmgy)
+    norm = Normalisation.fit(np.asarray(images[np.sort(train_idx[:2048])]), cfg.softening_nmgy, cfg.per_galaxy_scale)
 
     model = AstroPT(cfg.model_config())
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
