@@ -75,6 +75,30 @@ def main() -> None:
     print(f"ours on the same galaxies (with arms, bars, rings, mergers, AGN, dust, artefacts): "
           f"{per_ours_sub * 1e3:.2f} ms/galaxy")
     print(f"speed-up per galaxy: {per_galsim / per_ours:.1f}x (goal >= 5x)")
+    oracle(cfg)
+
+
+def oracle(cfg: MockConfig) -> None:
+    """Largest relative difference to GalSim in flux and half-light radius (goal < 2%)."""
+    import galsim
+
+    from galaxyml.data.mock.measure import half_light_radius_px
+    from galaxyml.data.mock.render import PAD_PX, gaussian_convolve, sersic_images
+
+    worst_flux = worst_hlr = 0.0
+    g = cfg.image_size_px + 2 * PAD_PX
+    for n in (1.0, 4.0):
+        for r_e, q, pa in [(0.3, 1.0, 0.0), (0.6, 1.0, 0.0), (1.0, 1.0, 0.0), (2.5, 1.0, 0.0), (1.5, 0.5, 30.0)]:
+            ours = sersic_images(np.array([1.0]), np.array([r_e / cfg.pixel_scale_arcsec]), n, np.array([q]),
+                                 np.radians([pa]), g, cfg.oversample)
+            ours = gaussian_convolve(ours, cfg.psf_sigma_px)[0, PAD_PX:-PAD_PX, PAD_PX:-PAD_PX]
+            gal = galsim.Sersic(n=n, half_light_radius=r_e * np.sqrt(q)).shear(q=q, beta=pa * galsim.degrees)
+            ref = galsim.Convolve(gal, galsim.Gaussian(fwhm=cfg.psf_fwhm_arcsec)).drawImage(
+                nx=cfg.image_size_px, ny=cfg.image_size_px, scale=cfg.pixel_scale_arcsec).array
+            worst_flux = max(worst_flux, abs(ours.sum() / ref.sum() - 1))
+            worst_hlr = max(worst_hlr, abs(half_light_radius_px(ours) / half_light_radius_px(ref) - 1))
+    print(f"oracle (Sersic n=1 and 4, r_e 0.3-2.5 arcsec): worst flux difference {worst_flux:.2%}, "
+          f"worst half-light-radius difference {worst_hlr:.2%} (goal < 2%)")
 
 
 if __name__ == "__main__":
