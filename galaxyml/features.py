@@ -144,6 +144,19 @@ class FeatureSet:
     hist_edges: np.ndarray
     code_indices: np.ndarray
     code_values: np.ndarray
+    rho: pd.DataFrame | None = None
+    """(M, P) Spearman rho of every feature with every catalog property."""
+    nearest: np.ndarray | None = None
+    """(M, 5) nearest features by decoder cosine, with ``nearest_cos``."""
+    nearest_cos: np.ndarray | None = None
+    cooccurrence: np.ndarray | None = None
+    """(M, 5) features most often active together with each feature."""
+    quantile_examples: np.ndarray | None = None
+    """(M, 5, 6) galaxies from 5 activation bins (-1 padding)."""
+    random_examples: np.ndarray | None = None
+    """(M, 12) random galaxies on which the feature is active (-1 padding)."""
+    truth_alignment: pd.DataFrame | None = None
+    """Best feature and AUROC per generating factor (mock surveys)."""
 
     @classmethod
     def load(cls, atlas, model: str = "sae") -> "FeatureSet":
@@ -154,6 +167,8 @@ class FeatureSet:
 
             raise AtlasError(f"atlas '{atlas.name}' has no feature summary for model '{model}'")
         load = lambda name: np.load(folder / name, allow_pickle=False)  # noqa: E731
+        optional = lambda name: load(name) if (folder / name).is_file() else None  # noqa: E731
+        table = lambda name: pd.read_parquet(folder / name) if (folder / name).is_file() else None  # noqa: E731
         return cls(
             model=model,
             stats=pd.read_parquet(folder / STATS_FILE),
@@ -163,6 +178,13 @@ class FeatureSet:
             hist_edges=load(HIST_EDGES_FILE),
             code_indices=atlas.load_npy(model, CODE_INDICES_FILE),
             code_values=atlas.load_npy(model, CODE_VALUES_FILE),
+            rho=table("rho.parquet"),
+            nearest=optional("nearest.npy"),
+            nearest_cos=optional("nearest_cos.npy"),
+            cooccurrence=optional("cooccurrence.npy"),
+            quantile_examples=optional("quantile_examples.npy"),
+            random_examples=optional("random_examples.npy"),
+            truth_alignment=table("truth_alignment.parquet"),
         )
 
     @property

@@ -1,4 +1,4 @@
-"""Atlas page: one sparse feature at a time (top galaxies, activation histogram, drill-down).
+"""Atlas page: one feature at a time, for any feature model (TopK SAE, Matryoshka SAE, PCA).
 
 Deep link: ``/atlas?run=demo&model=sae&feature=123&galaxy=<galaxy_id>``.
 """
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+from galaxyml.viz.features import activation_histogram
 from ui import loaders
+from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
 from ui.sidebar import sidebar
 from ui.widgets import gallery, mock_badge, png_bytes, waiting_for
 
@@ -39,7 +40,21 @@ stats = fs.stats.sort_values(["dead", "density"], ascending=[True, False])
 catalog = loaders.catalog(atlas)
 thumbs = loaders.thumbnails(atlas)
 
-# Feature from the URL, validated; the densest live feature by default.
+left, right = st.columns([3, 1], vertical_alignment="bottom")
+query = left.text_input("Search features by label or property", placeholder="e.g. oh_12, spiral, high g_r")
+if right.button("Random feature", icon=":material/casino:"):
+    live = stats.loc[~stats["dead"], "feature"].to_numpy()
+    st.query_params["feature"] = str(int(np.random.default_rng().choice(live)))
+    st.query_params.pop("galaxy", None)
+if query and fs.rho is not None and query in fs.rho.columns:
+    stats = stats.assign(_r=fs.rho[query].abs().to_numpy()[stats["feature"]]).sort_values("_r", ascending=False)
+    st.caption(f"Features sorted by |Spearman ρ| with **{query}**.")
+elif query and "label" in stats:
+    stats = stats[stats["label"].str.contains(query, case=False) | stats["best_property"].str.contains(query, case=False)]
+    if stats.empty:
+        st.info(f"No feature's label mentions '{query}'.")
+        stats = fs.stats
+
 default = int(stats["feature"].iloc[0])
 raw = st.query_params.get("feature", str(default))
 try:
@@ -47,24 +62,30 @@ try:
 except (ValueError, IndexError):
     st.warning(f"?feature={raw} is not a feature of this model (0–{fs.n_features - 1}); showing feature {default}.")
     feature = default
-
 order = stats["feature"].tolist()
-labels = {int(r.feature): f"#{r.feature} · density {r.density:.2%}" + (" · dead" if r.dead else "")
-          for r in stats.itertuples()}
-picked = st.selectbox(f"Feature ({MODELS[model]}, {fs.n_features:,} features, sorted by density)", order,
-                      index=order.index(feature), format_func=labels.get)
+if feature not in order:
+    order = [feature, *order]
+label = fs.stats["label"] if "label" in fs.stats else pd.Series([""] * fs.n_features)
+names = {int(r.feature): f"#{r.feature} · density {r.density:.2%}" + (" · dead" if r.dead else "")
+         + (f" · {label[r.feature]}" if label[r.feature] else "") for r in fs.stats.itertuples()}
+picked = st.selectbox(f"Feature ({MODELS[model]}, {fs.n_features:,} features)", order, index=order.index(feature),
+                      format_func=names.get)
 if picked != feature:
     feature = int(picked)
-    st.query_params["feature"] = str(feature)
     st.query_params.pop("galaxy", None)
 st.query_params["feature"] = str(feature)
 
 row = fs.stats.iloc[feature]
-cols = st.columns(4)
+if "label" in row:
+    st.subheader(f"#{feature} · {row.label}")
+cols = st.columns(6)
 cols[0].metric("Density", f"{row.density:.2%}", help="Share of galaxies on which the feature is active")
-cols[1].metric("Active on", f"{int(row.n_active):,} galaxies")
+cols[1].metric("Active on", f"{int(row.n_active):,}")
 cols[2].metric("Max activation", f"{row.max_activation:.3g}")
 cols[3].metric("Mean when active", f"{row.mean_when_active:.3g}")
+if "max_abs_rho" in row:
+    cols[4].metric("Max |ρ|", f"{row.max_abs_rho:.2f}", help=f"Strongest Spearman correlation: {row.best_property}")
+    cols[5].metric("Novelty", f"{row.novelty:.2f}", help="1 − R² of the activation regressed on all properties")
 if row.dead:
     st.warning("This feature never fires on this survey (a dead latent).")
 elif row.density > 0.1:
@@ -78,24 +99,35 @@ if len(gal):
     gallery(top_thumbs, [f"{a:.3g}" for a in val])
     table = pd.DataFrame({"rank": np.arange(1, len(gal) + 1), "galaxy_id": ids, "activation": val})
     c1, c2 = st.columns(2)
-    c1.download_button("Gallery (PNG)", png_bytes(top_thumbs, [f"{a:.3g}" for a in val]), file_name=f"feature_{feature}_top.png", mime="image/png")
-    c2.download_button("Top galaxies (CSV)", table.to_csv(index=False), file_name=f"feature_{feature}_top.csv",
+    c1.download_button("Gallery (PNG)", png_bytes(top_thumbs, [f"{a:.3g}" for a in val]),
+                       file_name=f"{model}_feature_{feature}_top.png", mime="image/png")
+    c2.download_button("Top galaxies (CSV)", table.to_csv(index=False), file_name=f"{model}_feature_{feature}_top.csv",
                        mime="text/csv")
 
-st.subheader("Activation histogram")
-edges, counts = fs.hist_edges[feature], fs.hist_counts[feature]
-fig = go.Figure(go.Bar(x=0.5 * (edges[1:] + edges[:-1]), y=counts, width=np.diff(edges), marker_color="#7aa2f7"))
-fig.update_layout(xaxis_title="activation (arbitrary units)", yaxis_title="galaxies", height=300,
-                  margin=dict(l=10, r=10, t=10, b=10), yaxis_type="log" if counts.max() > 50 else "linear")
-st.plotly_chart(fig, width="stretch")
-st.caption(f"Non-zero activations only; {len(catalog) - int(row.n_active):,} galaxies have activation 0.")
+hist, corr = st.columns(2)
+hist.markdown("**Activation histogram**")
+hist.plotly_chart(activation_histogram(fs.hist_edges[feature], fs.hist_counts[feature]), width="stretch")
+hist.caption(f"Non-zero activations only; {len(catalog) - int(row.n_active):,} galaxies have activation 0.")
+with corr:
+    st.markdown("**Property correlations**")
+    correlations(fs, feature)
+
+near, co = st.columns(2)
+with near:
+    if fs.nearest is not None:
+        neighbour_links("Nearest features (decoder cosine)", fs.nearest[feature], fs.nearest_cos[feature],
+                        atlas.name, model, fs)
+with co:
+    if fs.cooccurrence is not None:
+        neighbour_links("Most often active together", fs.cooccurrence[feature], None, atlas.name, model, fs)
+if st.toggle("Show activation-quantile and random examples"):
+    example_galleries(fs, feature, thumbs)
 
 st.subheader("Galaxy drill-down")
 if len(gal):
     wanted = st.query_params.get("galaxy")
     options = list(ids)
-    galaxy_id = st.selectbox("Galaxy (from the top list)", options,
-                             index=options.index(wanted) if wanted in options else 0)
+    galaxy_id = st.selectbox("Galaxy (from the top list)", options, index=options.index(wanted) if wanted in options else 0)
     st.query_params["galaxy"] = galaxy_id
     g = int(gal[options.index(galaxy_id)])
     left, right = st.columns([1, 2])
@@ -106,11 +138,10 @@ if len(gal):
     left.dataframe(pd.DataFrame({"property": record.index, "value": shown,
                                  "unit": [units.get(k, "") for k in record.index]}), hide_index=True, height=300)
     active = fs.features_of(g)
-    active["link"] = [f"/atlas?run={atlas.name}&model={model}&feature={f}" for f in active["feature"]]
+    active["link"] = [feature_link(atlas.name, model, f) for f in active["feature"]]
     right.markdown(f"**{len(active)} features fire on this galaxy**")
     right.dataframe(active, hide_index=True, width="stretch",
                     column_config={"link": st.column_config.LinkColumn("open", display_text="open feature")})
-
     if atlas.ready("index"):
         sims, nn = loaders.similarity_index(atlas).search(np.asarray(loaders.embeddings(atlas)[g]), k=13)
         keep = nn[0] != g

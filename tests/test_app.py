@@ -59,7 +59,7 @@ def test_atlas_page_shows_the_feature_from_the_url(home_env):
     assert not at.exception and not at.error
     assert at.main.selectbox[0].value == feature
     gal, val = fs.top(feature)
-    assert at.subheader[0].value == f"Top {len(gal)} galaxies"
+    assert f"Top {len(gal)} galaxies" in [h.value for h in at.subheader]
     grid = at.get("image")[0].proto.imgs
     assert len(grid) == len(gal) > 0
     assert [im.caption for im in grid] == [f"{a:.3g}" for a in val]  # activation under each thumbnail
@@ -180,3 +180,19 @@ def test_atlas_page_renders_every_feature_model(home_env, model):
     fs = Atlas.open(home_env / "quick").feature_set(model)
     assert f"{fs.n_features:,} features" in at.main.selectbox[0].label
     assert at.get("image")
+
+
+def test_atlas_page_search_random_feature_and_interpretability_views(home_env):
+    at = app("pages/atlas.py", model="sae")
+    at.text_input[0].set_value("log_mstar").run()
+    assert not at.exception
+    fs = Atlas.open(home_env / "quick").feature_set("sae")
+    best = int(fs.rho["log_mstar"].abs().idxmax())
+    assert at.main.selectbox[0].options[0].startswith(f"#{best} ")  # sorted by |rho| with the property
+    assert any("Spearman" in c.value or "log_mstar" in c.value for c in at.caption)
+    at.button[0].click().run()  # random feature
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2  # histogram + correlations
+    assert any("Nearest features" in m.value for m in at.markdown)
+    at.toggle[0].set_value(True).run()
+    assert any("activation bin 1/5" in c.value for c in at.caption)

@@ -1,17 +1,30 @@
-"""Stage ``features``: per-feature statistics, top galaxies and histograms of each feature model."""
+"""Stage ``features``: for every feature model, per-feature statistics, top galaxies, histograms and
+interpretability (property correlations, novelty, truth alignment, labels, nearest and co-occurring
+features, quantile and random examples)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from safetensors.numpy import load_file
 
-from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
+from galaxyml import interpret
+from galaxyml.data.survey import Survey
+from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, STATS_FILE, summarise_codes, write_summary
 from precompute.stage import StageContext, register
 
 FEATURE_MODELS = ("sae", "matryoshka", "pca")
 """Stages whose sparse codes are summarised here."""
+TRUTH_FACTORS = ("spiral", "bar", "ring", "merger", "edge_on", "dust_lane", "agn", "quenched", "artefact")
+"""Binary generating factors of the mock universe scored by truth alignment."""
+NOT_PROPERTIES = {"ra", "dec", "artefact_seed", "arm_phase_rad", "bar_pa_offset_deg", "companion_pa_deg", "pa_deg",
+                  "artefact_type", "bpt_class", "flux_g", "flux_r", "flux_z"}
+"""Numeric catalog columns that are identifiers, angles or codes rather than physical properties, or
+that repeat another column (fluxes are the magnitudes again)."""
 
 
 @dataclass(frozen=True)
@@ -24,15 +37,79 @@ class FeaturesConfig:
     """Bins of each feature's activation histogram."""
     chunk: int = 65536
     """Galaxies read per streaming step."""
+    sample_galaxies: int = 20000
+    """Galaxies (a seeded random sample) used for correlations, novelty and truth alignment."""
+    seed: int = 0
+    """Seed of the sample and of the example galaxies."""
 
     def __post_init__(self) -> None:
-        if self.top_n < 1 or self.n_bins < 2 or self.chunk < 1:
-            raise ValueError("features.top_n must be >= 1, features.n_bins >= 2 and features.chunk >= 1")
+        if self.top_n < 1 or self.n_bins < 2 or self.chunk < 1 or self.sample_galaxies < 100:
+            raise ValueError("features.top_n >= 1, features.n_bins >= 2, features.chunk >= 1 and "
+                             "features.sample_galaxies >= 100 are required")
 
 
-@register("features", FeaturesConfig, inputs=FEATURE_MODELS)
+def decoder_directions(folder: Path, model: str) -> np.ndarray:
+    """(M, d) direction of every feature in embedding space (±components for PCA)."""
+    if model == "pca":
+        comps = np.load(folder / "components.npy", allow_pickle=False)
+        k = json.loads((folder / "config.json").read_text())["n_components"]
+        return np.stack([comps[:k], -comps[:k]], axis=1).reshape(2 * k, -1)
+    return load_file(str(folder / "sae.safetensors"))["W_dec"]
+
+
+def property_table(survey: Survey) -> pd.DataFrame:
+    cat = survey.catalog
+    cols = [c for c in survey.property_columns() if c not in NOT_PROPERTIES and cat[c].nunique() > 1]
+    return cat[cols].astype(np.float64)
+
+
+def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey, sample: np.ndarray,
+                    n_features: int, out: Path) -> dict:
+    idx = np.load(folder / CODE_INDICES_FILE, mmap_mode="r", allow_pickle=False)
+    val = np.load(folder / CODE_VALUES_FILE, mmap_mode="r", allow_pickle=False)
+    acts = interpret.dense_activations(idx[sample], val[sample], n_features)
+    props = property_table(survey).iloc[sample].reset_index(drop=True)
+    rho = interpret.spearman_matrix(acts, props)
+    rho.to_parquet(out / "rho.parquet", index=False)
+    stats = pd.read_parquet(out / STATS_FILE)
+    best = np.abs(rho.to_numpy()).argmax(1)
+    stats["max_abs_rho"] = np.abs(rho.to_numpy()).max(1)
+    stats["best_property"] = rho.columns[best]
+    stats["rho_best"] = rho.to_numpy()[np.arange(len(rho)), best]
+    stats["novelty"] = interpret.novelty(acts, props)
+    stats["label"] = interpret.labels_from_correlations(rho)
+    stats.to_parquet(out / STATS_FILE, index=False)
+    nearest, cosine = interpret.nearest_by_cosine(decoder_directions(folder, model))
+    np.save(out / "nearest.npy", nearest, allow_pickle=False)
+    np.save(out / "nearest_cos.npy", cosine.astype(np.float32), allow_pickle=False)
+    np.save(out / "cooccurrence.npy", interpret.cooccurrence_top(idx[sample], val[sample], n_features),
+            allow_pickle=False)
+    rows = interpret.quantile_examples(acts, seed=ctx.cfg.seed)
+    np.save(out / "quantile_examples.npy", np.where(rows >= 0, sample[np.maximum(rows, 0)], -1), allow_pickle=False)
+    rng = np.random.default_rng(ctx.cfg.seed)
+    rand = np.full((n_features, 12), -1, np.int64)
+    for f in range(n_features):
+        nz = np.nonzero(acts[:, f] > 0)[0]
+        if len(nz):
+            rand[f, : min(12, len(nz))] = np.sort(sample[rng.choice(nz, min(12, len(nz)), replace=False)])
+    np.save(out / "random_examples.npy", rand, allow_pickle=False)
+    metrics = {"mean_max_abs_rho": float(stats.loc[~stats["dead"], "max_abs_rho"].mean()),
+               "median_novelty": float(stats.loc[~stats["dead"], "novelty"].median())}
+    factors = [f for f in TRUTH_FACTORS if f in survey.catalog and survey.is_mock]
+    if factors:
+        table = interpret.truth_alignment(acts, survey.catalog[factors].iloc[sample].reset_index(drop=True))
+        table.to_parquet(out / "truth_alignment.parquet", index=False)
+        metrics["truth_alignment"] = {r.factor: round(r.auroc, 4) for r in table.itertuples()}
+    return metrics
+
+
+@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=3)
 def summarise_features(ctx: StageContext) -> dict:
-    """Density, max, mean, top galaxies and histograms of every feature, by streaming selection."""
+    """Statistics, top galaxies, histograms and interpretability of every feature model."""
+    survey = Survey.load(ctx.inputs["survey"])
+    n = len(survey)
+    rng = np.random.default_rng(ctx.cfg.seed)
+    sample = np.sort(rng.choice(n, min(n, ctx.cfg.sample_galaxies), replace=False))
     metrics = {}
     for model in FEATURE_MODELS:
         folder = ctx.inputs[model]
@@ -48,4 +125,10 @@ def summarise_features(ctx: StageContext) -> dict:
             "median_density": float(stats.loc[~stats["dead"], "density"].median()),
             "dense_over_10pct": int((stats["density"] > 0.1).sum()),
         }
+        ctx.progress(0, 1, f"{model}: correlations and truth alignment")
+        metrics[model].update(interpret_model(ctx, model, folder, survey, sample, n_latents, ctx.out / model))
+    rho = {m: pd.read_parquet(ctx.out / m / "rho.parquet").abs().max(axis=0) for m in FEATURE_MODELS}
+    for model in ("sae", "matryoshka"):
+        metrics[model]["beats_pca_fraction"] = float((rho[model] > rho["pca"]).mean())
+    metrics["sae_beats_pca_fraction"] = metrics["sae"]["beats_pca_fraction"]
     return metrics

@@ -1,0 +1,149 @@
+"""Interpretability of features: how each one relates to catalog properties and to the truth.
+
+All functions take a dense (n, M) activation matrix of a sample of galaxies (the caller draws it from
+the sparse codes) and work on every feature at once:
+
+- Spearman rank correlation of every feature with every property (Pearson correlation of ranks);
+- novelty = 1 - R^2 of a least-squares fit of a feature's activation on all properties: a feature
+  that no property explains is new;
+- truth alignment: for a binary factor, the best feature's AUROC (Mann-Whitney from ranks);
+- automatic labels from the most correlated properties ("high g_r, low spiral votes").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+
+def dense_activations(indices: np.ndarray, values: np.ndarray, n_features: int) -> np.ndarray:
+    """(n, k) sparse codes -> (n, M) dense float32 activations."""
+    out = np.zeros((len(indices), n_features), np.float32)
+    np.put_along_axis(out, np.asarray(indices, np.int64), np.asarray(values, np.float32), axis=1)
+    return out
+
+
+def _standardised_ranks(x: np.ndarray) -> np.ndarray:
+    """Column-wise average ranks, centred and scaled to unit norm (zero for constant columns)."""
+    r = rankdata(x, axis=0).astype(np.float64)
+    r -= r.mean(0)
+    norm = np.linalg.norm(r, axis=0)
+    return np.divide(r, norm, out=np.zeros_like(r), where=norm > 0)
+
+
+def spearman_matrix(acts: np.ndarray, props: pd.DataFrame) -> pd.DataFrame:
+    """(M, P) Spearman rho of every feature with every property column.
+
+    Rows with a missing property value are left out of that property's correlation.
+    """
+    ra = _standardised_ranks(acts)
+    out = np.zeros((acts.shape[1], props.shape[1]))
+    for j, col in enumerate(props.columns):
+        y = props[col].to_numpy(np.float64)
+        ok = np.isfinite(y)
+        if ok.sum() < 10:
+            continue
+        a = ra if ok.all() else _standardised_ranks(acts[ok])
+        out[:, j] = a.T @ _standardised_ranks(y[ok, None])[:, 0]
+    return pd.DataFrame(out, columns=props.columns)
+
+
+def novelty(acts: np.ndarray, props: pd.DataFrame) -> np.ndarray:
+    """1 - R^2 of each feature's activation regressed (least squares) on all properties.
+
+    Missing property values are filled with the column median; properties are standardised.
+    Dead features (constant activation) get novelty 0 (nothing to explain).
+    """
+    p = props.to_numpy(np.float64)
+    p = np.where(np.isfinite(p), p, np.nanmedian(p, axis=0))
+    p = (p - p.mean(0)) / np.where(p.std(0) > 0, p.std(0), 1.0)
+    design = np.column_stack([np.ones(len(p)), p])
+    y = acts.astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    total = ((y - y.mean(0)) ** 2).sum(0)
+    return np.where(total > 0, (resid**2).sum(0) / np.where(total > 0, total, 1.0), 0.0)
+
+
+def auroc_matrix(acts: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(M,) AUROC of every feature's activation as a score for the binary ``labels``."""
+    labels = np.asarray(labels, bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        return np.full(acts.shape[1], np.nan)
+    ranks = rankdata(acts, axis=0)
+    return (ranks[labels].sum(0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def truth_alignment(acts: np.ndarray, truth: pd.DataFrame) -> pd.DataFrame:
+    """For each binary truth factor: the best single feature and its AUROC.
+
+    A feature can align with a factor through its absence, so AUROC below 0.5 counts as 1 - AUROC.
+    """
+    rows = []
+    for factor in truth.columns:
+        auc = auroc_matrix(acts, truth[factor].to_numpy() > 0)
+        if np.all(np.isnan(auc)):
+            continue
+        score = np.maximum(auc, 1 - auc)
+        best = int(np.nanargmax(score))
+        rows.append({"factor": factor, "feature": best, "auroc": float(score[best]),
+                     "direction": "high" if auc[best] >= 0.5 else "low"})
+    return pd.DataFrame(rows)
+
+
+def labels_from_correlations(rho: pd.DataFrame, n_terms: int = 2, min_abs_rho: float = 0.3) -> list[str]:
+    """An automatic label per feature from its most correlated properties ("high g_r, low z")."""
+    out = []
+    values = rho.to_numpy()
+    for row in values:
+        order = np.argsort(-np.abs(row))[:n_terms]
+        terms = [f"{'high' if row[j] > 0 else 'low'} {rho.columns[j]}" for j in order if abs(row[j]) >= min_abs_rho]
+        out.append(", ".join(terms) if terms else "unexplained by catalog properties")
+    return out
+
+
+def cooccurrence_top(indices: np.ndarray, values: np.ndarray, n_features: int, top: int = 5) -> np.ndarray:
+    """(M, top) features most often active together with each feature (-1 where none)."""
+    from scipy.sparse import csr_matrix
+
+    idx = np.asarray(indices, np.int64)
+    active = np.asarray(values) > 0
+    rows = np.repeat(np.arange(len(idx)), idx.shape[1])[active.ravel()]
+    a = csr_matrix((np.ones(len(rows), np.float32), (rows, idx.ravel()[active.ravel()])),
+                   shape=(len(idx), n_features))
+    co = (a.T @ a).toarray()
+    np.fill_diagonal(co, -1)
+    order = np.argsort(-co, axis=1)[:, :top]
+    return np.where(np.take_along_axis(co, order, 1) > 0, order, -1)
+
+
+def nearest_by_cosine(directions: np.ndarray, top: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(M, top) nearest features by cosine of their decoder directions, and the cosines."""
+    d = directions / np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-12)
+    cos = d @ d.T
+    np.fill_diagonal(cos, -np.inf)
+    order = np.argsort(-cos, axis=1)[:, :top]
+    return order, np.take_along_axis(cos, order, 1)
+
+
+def quantile_examples(acts: np.ndarray, n_bins: int = 5, per_bin: int = 6, seed: int = 0) -> np.ndarray:
+    """(M, n_bins, per_bin) galaxy rows sampled from equal-width bins of each feature's non-zero
+    activations (lowest bin first; -1 where a bin has fewer galaxies)."""
+    rng = np.random.default_rng(seed)
+    m = acts.shape[1]
+    out = np.full((m, n_bins, per_bin), -1, np.int64)
+    for f in range(m):
+        a = acts[:, f]
+        nz = np.nonzero(a > 0)[0]
+        if not len(nz):
+            continue
+        edges = np.linspace(a[nz].min(), a[nz].max(), n_bins + 1)
+        which = np.clip(np.searchsorted(edges, a[nz], side="right") - 1, 0, n_bins - 1)
+        for b in range(n_bins):
+            pool = nz[which == b]
+            if len(pool):
+                pick = rng.choice(pool, min(per_bin, len(pool)), replace=False)
+                out[f, b, : len(pick)] = np.sort(pick)
+    return out

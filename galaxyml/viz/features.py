@@ -1,0 +1,27 @@
+"""Plotly figures of one feature: activation histogram and property correlations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+MARGIN = dict(l=10, r=10, t=10, b=10)
+
+
+def activation_histogram(edges: np.ndarray, counts: np.ndarray) -> go.Figure:
+    """Bar histogram of a feature's non-zero activations (log counts when they span decades)."""
+    fig = go.Figure(go.Bar(x=0.5 * (edges[1:] + edges[:-1]), y=counts, width=np.diff(edges), marker_color="#7aa2f7"))
+    fig.update_layout(xaxis_title="activation (arbitrary units)", yaxis_title="galaxies", height=300, margin=MARGIN,
+                      yaxis_type="log" if counts.max() > 50 else "linear")
+    return fig
+
+
+def correlation_bars(rho_row: pd.Series, top: int = 10) -> go.Figure:
+    """The ``top`` properties with the largest |Spearman rho| for one feature."""
+    row = rho_row.reindex(rho_row.abs().sort_values(ascending=False).index[:top])[::-1]
+    colors = ["#7aa2f7" if v > 0 else "#f7768e" for v in row.values]
+    fig = go.Figure(go.Bar(x=row.values, y=row.index, orientation="h", marker_color=colors))
+    fig.update_layout(xaxis_title="Spearman ρ with the feature's activation", xaxis_range=[-1, 1], height=300,
+                      margin=MARGIN)
+    return fig
