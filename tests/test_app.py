@@ -196,3 +196,14 @@ def test_atlas_page_search_random_feature_and_interpretability_views(home_env):
     assert any("Nearest features" in m.value for m in at.markdown)
     at.toggle[0].set_value(True).run()
     assert any("activation bin 1/5" in c.value for c in at.caption)
+
+
+def test_compare_page_shows_all_models_side_by_side(home_env):
+    at = app("pages/compare.py", property="log_mstar")
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["TopK SAE", "Matryoshka SAE", "PCA"]
+    assert (table["L0"] == 32).all()
+    assert len(at.get("plotly_chart")) >= 5  # curves, groups, max |rho|, novelty, truth alignment
+    assert at.main.selectbox[0].value == "log_mstar"
+    assert len(at.get("image")) == 3  # one gallery per model

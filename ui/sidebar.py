@@ -19,6 +19,7 @@ DEFAULT_PRESET = "demo"
 PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/atlas.py", "Feature atlas", ":material/grid_view:"),
+    ("pages/compare.py", "Compare models", ":material/compare:"),
 )
 POLL_S = 1.5
 

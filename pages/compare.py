@@ -1,0 +1,81 @@
+"""Compare page: TopK SAE, Matryoshka SAE and PCA on the same galaxies.
+
+Deep link: ``/compare?run=demo&property=oh_12``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from galaxyml.viz.compare import NAMES, grouped_bars, group_fvu, novelty_histograms, training_curves
+from ui import loaders
+from ui.feature_views import feature_link
+from ui.sidebar import sidebar
+from ui.widgets import gallery, mock_badge, waiting_for
+
+st.set_page_config(page_title="Compare · Galaxy Feature Atlas", page_icon=":material/compare:", layout="wide")
+sel = sidebar()
+st.title("Compare feature models")
+atlas = sel.atlas
+if atlas is None or not atlas.ready("features"):
+    waiting_for("features", sel)
+    st.stop()
+mock_badge(atlas.is_mock)
+models = [m for m in ("sae", "matryoshka", "pca") if atlas.ready(m) and (atlas.stage_dir("features") / m).is_dir()]
+sets = {m: loaders.feature_set(atlas, m) for m in models}
+
+st.subheader("Sparsity and fidelity")
+rows = []
+for m in models:
+    met, live = atlas.metrics(m), sets[m].stats
+    rows.append({"model": NAMES[m], "features": len(live), "L0": met.get("l0"), "FVU": met.get("fvu"),
+                 "dead": f"{met.get('dead_fraction', 0):.1%}",
+                 "dense (>10% of galaxies)": f"{(live['density'] > 0.1).mean():.1%}"})
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+             column_config={"FVU": st.column_config.NumberColumn(format="%.4f")})
+st.caption("FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖² over all galaxies, in the space each model was trained in; PCA keeps "
+           "as many components as the SAEs' k, so all three have the same L0.")
+curves, groups = st.columns(2)
+hist = {m: atlas.load_json(m, "history.json") for m in models if m != "pca"}
+curves.markdown("**Training curves**")
+curves.plotly_chart(training_curves(hist), width="stretch")
+if "matryoshka" in models and "group_fvu" in atlas.metrics("matryoshka"):
+    groups.markdown("**Matryoshka: FVU using only the first groups**")
+    sizes = atlas.load_json("matryoshka", "config.json")["group_sizes"]
+    groups.plotly_chart(group_fvu(atlas.metrics("matryoshka")["group_fvu"], sizes), width="stretch")
+
+st.subheader("Interpretability")
+if all(sets[m].rho is not None for m in models):
+    best_rho = {m: sets[m].rho.abs().max(axis=0) for m in models}
+    order = best_rho[models[0]].sort_values(ascending=False).index
+    st.markdown("**Best |Spearman ρ| with each property**")
+    st.plotly_chart(grouped_bars({m: best_rho[m][order] for m in models}, "max |ρ| over features", yrange=[0, 1]),
+                    width="stretch")
+    share = {m: float((best_rho[m] > best_rho["pca"]).mean()) for m in models if m != "pca" and "pca" in models}
+    if share:
+        st.caption(" · ".join(f"{NAMES[m]} beats PCA on {v:.0%} of properties" for m, v in share.items()))
+    novel = {m: sets[m].stats.loc[~sets[m].stats["dead"], "novelty"] for m in models}
+    left, right = st.columns(2)
+    left.markdown("**Novelty of live features**")
+    left.plotly_chart(novelty_histograms(novel), width="stretch")
+    if all(sets[m].truth_alignment is not None for m in models):
+        align = {m: sets[m].truth_alignment.set_index("factor")["auroc"] for m in models}
+        right.markdown("**Truth alignment: best feature's AUROC per generating factor (mock)**")
+        right.plotly_chart(grouped_bars(align, "AUROC", height=300, yrange=[0.5, 1]), width="stretch")
+
+    st.subheader("The best feature for a property, in each model")
+    props = list(order)
+    wanted = st.query_params.get("property", props[0])
+    prop = st.selectbox("Property", props, index=props.index(wanted) if wanted in props else 0)
+    st.query_params["property"] = prop
+    thumbs = loaders.thumbnails(atlas)
+    for col, m in zip(st.columns(len(models)), models):
+        f = int(sets[m].rho[prop].abs().idxmax())
+        gal, val = sets[m].top(f)
+        col.markdown(f"**{NAMES[m]}** · [#{f}]({feature_link(atlas.name, m, f)}) · ρ = {sets[m].rho.loc[f, prop]:+.2f}")
+        with col:
+            gallery(np.asarray(thumbs[gal[:12]]), [f"{a:.3g}" for a in val[:12]], width=72)
+else:
+    st.info("This atlas was built before correlations were computed; rebuild it to compare interpretability.")
