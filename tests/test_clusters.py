@@ -77,3 +77,15 @@ def test_quick_atlas_has_cluster_fields_readable_by_the_redmapper_reader(quick_h
     members = read_members(folder / "redmapper_members.fits")
     assert set(members["MEM_MATCH_ID"]) <= set(clusters["MEM_MATCH_ID"])
     assert np.load(folder / "fields.npy", mmap_mode="r").shape[0] == 3
+
+
+def test_fields_without_any_cluster_still_give_valid_empty_catalogues(tmp_path):
+    from galaxyml.data.redmapper import mock_to_redmapper
+
+    cfg = ClusterFieldConfig(n_fields=2, size_px=64, empty_fraction=1.0)
+    drawn = [draw_tile(cfg, t) for t in range(2)]
+    tiles = pd.DataFrame([r for r, _ in drawn])
+    catalog, members = mock_to_redmapper(tiles, pd.concat([g for _, g in drawn]))
+    assert len(catalog) == 0 and len(members) == 0
+    write_fits_table(catalog, tmp_path / "c.fits")
+    assert len(read_clusters(tmp_path / "c.fits")) == 0

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
+from galaxyml.atlas import sha256_file
+from galaxyml.data.external_embeddings import load_aligned
 from galaxyml.data.survey import Survey
 from galaxyml.models.encoder import load_encoder
 from precompute.stage import StageContext, register
@@ -16,20 +20,35 @@ EMBEDDINGS_FILE = "embeddings.npy"
 
 @dataclass(frozen=True)
 class EmbeddingsConfig:
-    """How the survey is encoded."""
+    """How the survey is encoded: by the trained encoder, or from a file of embeddings made elsewhere."""
 
+    source: Literal["encoder", "file"] = "encoder"
+    """``encoder``: the astroPT-style encoder of this atlas; ``file``: precomputed embeddings at ``path``."""
+    path: str = ""
+    """With source = file: a .parquet (galaxy_id + vector) or .npy (+ .ids.txt) file. Rerun with
+    ``--force embeddings`` after changing the file's content."""
+    id_column: str = "galaxy_id"
+    """With source = file: the id column of a parquet file."""
     batch_size: int = 256
     """Galaxies encoded per batch."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("embeddings.batch_size must be >= 1")
+        if self.source not in ("encoder", "file"):
+            raise ValueError(f"embeddings.source must be 'encoder' or 'file', got {self.source!r}")
+        if self.source == "file" and not self.path:
+            raise ValueError("embeddings.source = 'file' needs embeddings.path")
 
 
 @register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder"))
 def embed_survey(ctx: StageContext) -> dict:
-    """Mean-pooled final hidden states of the encoder for every galaxy."""
+    """Mean-pooled final hidden states of the encoder for every galaxy (or embeddings from a file)."""
     survey = Survey.load(ctx.inputs["survey"])
+    if ctx.cfg.source == "file":
+        x = load_aligned(Path(ctx.cfg.path).expanduser(), survey.catalog["galaxy_id"], ctx.cfg.id_column)
+        np.save(ctx.out / EMBEDDINGS_FILE, x, allow_pickle=False)
+        return {"n": len(x), "dim": int(x.shape[1]), "source": "file", "file_sha256": sha256_file(Path(ctx.cfg.path))}
     model, norm = load_encoder(ctx.inputs["encoder"])
     n = len(survey)
     out = np.lib.format.open_memmap(ctx.out / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(n, model.cfg.n_embd))
@@ -42,4 +61,4 @@ def embed_survey(ctx: StageContext) -> dict:
     finite = bool(np.isfinite(out).all())
     if not finite:
         raise FloatingPointError("the encoder produced non-finite embeddings; retrain with a lower encoder.lr")
-    return {"n": n, "dim": int(model.cfg.n_embd)}
+    return {"n": n, "dim": int(model.cfg.n_embd), "source": "encoder"}

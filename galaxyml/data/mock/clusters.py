@@ -126,7 +126,8 @@ def draw_tile(cfg: ClusterFieldConfig, tile: int) -> tuple[dict, pd.DataFrame]:
     half_arcsec = cfg.size_px * cfg.pixel_scale_arcsec / 2.0
     has_cluster = rng.random() >= cfg.empty_fraction
     galaxies = []
-    record = {"tile": tile, "ra_center": ra0, "dec_center": dec0, "has_cluster": int(has_cluster)}
+    record = {"tile": tile, "ra_center": ra0, "dec_center": dec0, "has_cluster": int(has_cluster),
+              "z": np.nan, "richness": np.nan, "r_lambda_arcsec": np.nan, "n_members": 0}
     if has_cluster:
         u = rng.random()
         a, lo, hi = 1.0 - cfg.lambda_slope, cfg.lambda_min, cfg.lambda_max
