@@ -127,9 +127,12 @@ def fluxes_to_rgb(images: np.ndarray, bands: tuple[str, ...], stretch: float = 0
     """Map (n, C, H, W) fluxes to (n, H, W, 3) uint8 with the Lupton et al. (2004) asinh stretch.
 
     With three bands named g, r, z the reddest goes to red; any other set uses the last three
-    channels in order (reddest last) and a single band is shown as grey.
+    channels in order (reddest last) and a single band is shown as grey. Display images (bands
+    R, G, B in [0, 1]) are returned as they are.
     """
     n, c, h, w = images.shape
+    if tuple(bands) == ("R", "G", "B"):  # display images already: no stretch
+        return (np.clip(np.asarray(images, np.float32), 0.0, 1.0) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
     if c == 1:
         chans = [images[:, 0]] * 3
     else:
