@@ -31,6 +31,19 @@ def topk_relu(pre_acts: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return pre_acts.topk(k, dim=-1, sorted=False)
 
 
+def grouped_topk(x: Tensor, k: int, group: int = 8) -> tuple[Tensor, Tensor]:
+    """Exact top-k along the last axis via group maxima: the top k values lie in the groups whose
+    maxima are among the k largest, so only k * group candidates need a second top-k."""
+    b, m = x.shape
+    if m % group or m // group < k:
+        return x.topk(k, dim=-1, sorted=False)
+    maxima = x.view(b, m // group, group).amax(-1)
+    _, groups = maxima.topk(k, dim=-1, sorted=False)  # (B, k)
+    candidates = (groups.unsqueeze(-1) * group + torch.arange(group)).view(b, k * group)
+    values, pos = x.gather(1, candidates).topk(k, dim=-1, sorted=False)
+    return values, candidates.gather(1, pos)
+
+
 def dead_mask(galaxies_since_fired: Tensor, threshold: int) -> Tensor:
     """Latents that have not fired for more than ``threshold`` galaxies."""
     return galaxies_since_fired > threshold
@@ -43,6 +56,55 @@ def update_since_fired(galaxies_since_fired: Tensor, top_acts: Tensor, top_indic
     galaxies_since_fired += len(top_acts)
     galaxies_since_fired[fired] = 0
     return galaxies_since_fired
+
+
+class SparseEncode(torch.autograd.Function):
+    """relu(x W^T + b) followed by top-k, differentiated only through the k kept latents.
+
+    Forward: (B, d) -> values (B, k), indices (B, k), pre-activations (B, M). Backward: the input
+    gradient is an embedding_bag of W's selected rows, and W's gradient is accumulated per latent by
+    embedding_bag's backward kernel (no (B, M) gradient is formed), as in sparsify's fused encoder.
+    A gradient on the pre-activations (the AuxK loss) is added densely when present.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, k: int, bf16: bool = False):
+        if bf16:
+            # The encoder GEMM in bf16 (faster on CPUs with AVX512-BF16/AMX); everything else fp32.
+            pre = F.relu(F.linear(x.bfloat16(), weight.bfloat16(), bias.bfloat16())).float()
+        else:
+            pre = F.relu(F.linear(x, weight, bias))
+        values, indices = grouped_topk(pre, k)
+        ctx.save_for_backward(x, weight, values, indices, pre)
+        ctx.mark_non_differentiable(indices)
+        ctx.set_materialize_grads(False)  # pre-activations get a gradient only from AuxK
+        return values, indices, pre
+
+    @staticmethod
+    def backward(ctx, g_values: Tensor, g_indices: Tensor, g_pre: Tensor | None):
+        x, weight, values, indices, pre = ctx.saved_tensors
+        g = torch.zeros_like(values) if g_values is None else g_values * (values > 0)  # ReLU
+        grad_x = F.embedding_bag(indices, weight, per_sample_weights=g, mode="sum")
+        with torch.enable_grad():
+            w = weight.detach().requires_grad_()
+            (grad_w,) = torch.autograd.grad(F.embedding_bag(indices, w, per_sample_weights=g.detach(), mode="sum"),
+                                            w, grad_outputs=x)
+        grad_b = torch.zeros(weight.shape[0], dtype=g.dtype).index_add_(0, indices.flatten(), g.flatten())
+        if g_pre is not None:
+            gp = g_pre * (pre > 0)
+            grad_x = grad_x + gp @ weight
+            grad_w = grad_w + gp.T @ x
+            grad_b = grad_b + gp.sum(0)
+        return grad_x, grad_w, grad_b, None, None
+
+
+def bf16_is_fast() -> bool:
+    """True on CPUs with native bf16 matrix instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class ForwardOutput(NamedTuple):
@@ -88,6 +150,8 @@ class TopKSAE(nn.Module):
         # Decoder rows start as the normalised encoder rows (the scheme of OpenAI and sparsify).
         self.W_dec = nn.Parameter(self.encoder.weight.data.clone())
         self.b_pre = nn.Parameter(torch.zeros(d_in))
+        self.bf16 = False
+        """Select latents with a bf16 encoder GEMM (values stay fp32); see :class:`SparseEncode`."""
         self.set_decoder_norm_to_unit_norm()
 
     def pre_acts(self, x: Tensor) -> Tensor:
@@ -96,7 +160,8 @@ class TopKSAE(nn.Module):
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(B, d) -> sparse codes: values (B, k) and latent indices (B, k)."""
-        return topk_relu(self.pre_acts(x), self.k)
+        values, indices, _ = SparseEncode.apply(x - self.b_pre, self.encoder.weight, self.encoder.bias, self.k, self.bf16)
+        return values, indices
 
     def decode(self, top_acts: Tensor, top_indices: Tensor) -> Tensor:
         """Sparse codes (B, k) -> (B, d), via embedding_bag (never a dense (B, M) product)."""
@@ -104,8 +169,7 @@ class TopKSAE(nn.Module):
         return y + self.b_pre
 
     def forward(self, x: Tensor, dead: Tensor | None = None) -> ForwardOutput:
-        pre = self.pre_acts(x)
-        top_acts, top_indices = topk_relu(pre, self.k)
+        top_acts, top_indices, pre = SparseEncode.apply(x - self.b_pre, self.encoder.weight, self.encoder.bias, self.k, self.bf16)
         x_hat = self.decode(top_acts, top_indices)
         e = x - x_hat
         total_variance = (x - x.mean(0)).pow(2).sum()
@@ -123,7 +187,8 @@ class TopKSAE(nn.Module):
             scale = min(n_dead / k_aux, 1.0)
             aux_pre = torch.where(dead[None], pre, -torch.inf)
             aux_acts, aux_idx = aux_pre.topk(min(k_aux, n_dead), sorted=False)
-            e_hat = self.decode(aux_acts, aux_idx)
+            # No b_pre here: the residual e already accounts for it (as in sparsify).
+            e_hat = F.embedding_bag(aux_idx, self.W_dec, per_sample_weights=aux_acts, mode="sum")
             auxk_loss = scale * (e_hat - e.detach()).pow(2).sum() / total_variance
         return auxk_loss
 
@@ -170,8 +235,7 @@ class MatryoshkaSAE(TopKSAE):
         return self.decode(top_acts * keep, top_indices)
 
     def forward(self, x: Tensor, dead: Tensor | None = None) -> ForwardOutput:
-        pre = self.pre_acts(x)
-        top_acts, top_indices = topk_relu(pre, self.k)
+        top_acts, top_indices, pre = SparseEncode.apply(x - self.b_pre, self.encoder.weight, self.encoder.bias, self.k, self.bf16)
         total_variance = (x - x.mean(0)).pow(2).sum()
         group_fvu = torch.stack([
             (x - self.prefix_decode(top_acts, top_indices, g)).pow(2).sum() / total_variance
