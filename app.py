@@ -75,7 +75,7 @@ if atlas.ready("sae"):
     cols = st.columns(5)
     cols[0].metric("Encoder val. loss", f"{enc.get('val_loss', float('nan')):.4f}", help="Huber loss of next-patch regression on held-out galaxies")
     cols[1].metric("SAE latents", f"{sae['n_latents']:,}", help="TopK sparse autoencoder on the encoder embeddings")
-    cols[2].metric("SAE FVU", f"{sae['fvu']:.3f}", help="Fraction of variance of the embeddings left unexplained")
+    cols[2].metric("SAE FVU", f"{sae['fvu']:.3g}", help="Fraction of variance of the embeddings left unexplained")
     cols[3].metric("L0", f"{sae['l0']:.0f}", help="Active latents per galaxy")
     cols[4].metric("Dead latents", f"{sae['dead_fraction']:.1%}", help="Latents that fire on no galaxy of the survey")
 
