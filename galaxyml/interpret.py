@@ -139,8 +139,11 @@ def quantile_examples(acts: np.ndarray, n_bins: int = 5, per_bin: int = 6, seed:
         nz = np.nonzero(a > 0)[0]
         if not len(nz):
             continue
-        edges = np.linspace(a[nz].min(), a[nz].max(), n_bins + 1)
-        which = np.clip(np.searchsorted(edges, a[nz], side="right") - 1, 0, n_bins - 1)
+        lo, hi = a[nz].min(), a[nz].max()
+        if hi > lo:
+            which = np.clip(((a[nz] - lo) / (hi - lo) * n_bins).astype(int), 0, n_bins - 1)
+        else:  # a single activation value: it is both the weakest and the strongest
+            which = np.zeros(len(nz), int)
         for b in range(n_bins):
             pool = nz[which == b]
             if len(pool):

@@ -195,7 +195,7 @@ def test_atlas_page_search_random_feature_and_interpretability_views(home_env):
     assert len(at.get("plotly_chart")) == 2  # histogram + correlations
     assert any("Nearest features" in m.value for m in at.markdown)
     at.toggle[0].set_value(True).run()
-    assert any("activation bin 1/5" in c.value for c in at.caption)
+    assert any("activation bin 1/5" in c.value for c in at.caption)  # the weakest bin is never empty
 
 
 def test_compare_page_shows_all_models_side_by_side(home_env):

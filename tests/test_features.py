@@ -52,3 +52,15 @@ def test_every_feature_set_is_consistent(quick_home, model):
     np.testing.assert_allclose(dense[gal], top, rtol=1e-6)
     assert fs.stats.loc[f, "density"] == pytest.approx((dense > 0).mean())
     assert f in set(fs.features_of(int(gal[0]))["feature"])
+
+
+def test_quantile_examples_cover_the_weakest_bin_even_for_a_single_value():
+    from galaxyml.interpret import quantile_examples
+
+    acts = np.zeros((50, 3), np.float32)
+    acts[:, 0] = np.linspace(0, 1, 50)
+    acts[7, 1] = 0.4  # active on one galaxy only
+    out = quantile_examples(acts, n_bins=5, per_bin=6)
+    assert (out[0, 0] >= 0).any() and (out[0, 4] >= 0).any()
+    assert out[1, 0, 0] == 7 and (out[1, 1:] == -1).all()
+    assert (out[2] == -1).all()  # dead feature

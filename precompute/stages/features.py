@@ -103,7 +103,7 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
     return metrics
 
 
-@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=3)
+@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=4)
 def summarise_features(ctx: StageContext) -> dict:
     """Statistics, top galaxies, histograms and interpretability of every feature model."""
     survey = Survey.load(ctx.inputs["survey"])
