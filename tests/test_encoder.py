@@ -60,3 +60,19 @@ def test_save_load_roundtrip(tmp_path):
     back, back_norm = load_encoder(tmp_path)
     assert back_norm == norm
     assert torch.allclose(back.embed(norm(flux)), model.embed(norm(flux)))
+
+
+def test_light_weights_pool_over_the_galaxy_not_the_sky():
+    from galaxyml.models.encoder import patch_light
+
+    flux = np.random.default_rng(0).normal(0, 0.01, (2, 3, 16, 16)).astype(np.float32)
+    flux[0, :, 4:8, 4:8] += 5.0  # all the light in raster patch 5 of a 4x4 grid
+    order = spiral_order(4)
+    w = patch_light(flux, 4, order)
+    assert w.shape == (2, 16) and torch.allclose(w.sum(1), torch.ones(2))
+    assert w[0, list(order).index(5)] > 0.95
+    model = AstroPT(AstroPTConfig(image_size=16, patch_size=4, n_layer=1, n_head=2, n_embd=8)).eval()
+    x = torch.from_numpy(flux)
+    assert model.embed(x, w).shape == (2, 8)
+    uniform = torch.full((2, 16), 1 / 16)
+    assert torch.allclose(model.embed(x, uniform), model.embed(x), atol=1e-6)

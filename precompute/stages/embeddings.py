@@ -12,7 +12,7 @@ import torch
 from galaxyml.atlas import sha256_file
 from galaxyml.data.external_embeddings import load_aligned
 from galaxyml.data.survey import Survey
-from galaxyml.models.encoder import load_encoder
+from galaxyml.models.encoder import load_encoder, patch_light
 from precompute.stage import StageContext, register
 
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -29,6 +29,9 @@ class EmbeddingsConfig:
     ``--force embeddings`` after changing the file's content."""
     id_column: str = "galaxy_id"
     """With source = file: the id column of a parquet file."""
+    pooling: Literal["light", "mean"] = "light"
+    """Pool the encoder's final states over patches weighted by their light (``light``, see
+    ``galaxyml.models.encoder.patch_light``) or with a plain mean (``mean``, as astroPT)."""
     batch_size: int = 256
     """Galaxies encoded per batch."""
 
@@ -37,11 +40,13 @@ class EmbeddingsConfig:
             raise ValueError("embeddings.batch_size must be >= 1")
         if self.source not in ("encoder", "file"):
             raise ValueError(f"embeddings.source must be 'encoder' or 'file', got {self.source!r}")
+        if self.pooling not in ("light", "mean"):
+            raise ValueError(f"embeddings.pooling must be 'light' or 'mean', got {self.pooling!r}")
         if self.source == "file" and not self.path:
             raise ValueError("embeddings.source = 'file' needs embeddings.path")
 
 
-@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder"))
+@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder"), version=2)
 def embed_survey(ctx: StageContext) -> dict:
     """Mean-pooled final hidden states of the encoder for every galaxy (or embeddings from a file)."""
     survey = Survey.load(ctx.inputs["survey"])
@@ -55,10 +60,14 @@ def embed_survey(ctx: StageContext) -> dict:
     with torch.inference_mode():
         for start in range(0, n, ctx.cfg.batch_size):
             stop = min(start + ctx.cfg.batch_size, n)
-            out[start:stop] = model.embed(norm(survey.images[start:stop])).numpy()
+            flux = np.asarray(survey.images[start:stop])
+            weights = None
+            if ctx.cfg.pooling == "light":
+                weights = patch_light(flux, model.cfg.patch_size, model.order.numpy())
+            out[start:stop] = model.embed(norm(flux), weights).numpy()
             ctx.progress(stop, n, f"{stop:,}/{n:,} galaxies encoded")
     out.flush()
     finite = bool(np.isfinite(out).all())
     if not finite:
         raise FloatingPointError("the encoder produced non-finite embeddings; retrain with a lower encoder.lr")
-    return {"n": n, "dim": int(model.cfg.n_embd), "source": "encoder"}
+    return {"n": n, "dim": int(model.cfg.n_embd), "source": "encoder", "pooling": ctx.cfg.pooling}
