@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from galaxyml.models.sae import TopKSAE, dead_mask, fvu, update_since_fired
@@ -81,7 +82,11 @@ def test_auxk_revives_dead_latents():
     assert with_auxk < without - 0.3
 
 
-def test_sparse_encoder_gradients_match_dense_autograd():
+@pytest.mark.parametrize("min_d", [0, 10**6])  # embedding_bag path, index_add path
+def test_sparse_encoder_gradients_match_dense_autograd(monkeypatch, min_d):
+    import galaxyml.models.sae as sae_module
+
+    monkeypatch.setattr(sae_module, "EMBEDDING_BAG_MIN_D", min_d)
     torch.manual_seed(1)
     sae = TopKSAE(12, 96, 6)
     x = torch.randn(40, 12)

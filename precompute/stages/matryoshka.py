@@ -49,7 +49,7 @@ class MatryoshkaConfig:
             raise ValueError(f"matryoshka.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
 
 
-@register("matryoshka", MatryoshkaConfig, inputs=("embeddings",), version=3)
+@register("matryoshka", MatryoshkaConfig, inputs=("embeddings",), version=4)
 def train_matryoshka(ctx: StageContext) -> dict:
     """Train the Matryoshka SAE; store weights, sparse codes and the FVU of every group prefix."""
     cfg: MatryoshkaConfig = ctx.cfg

@@ -170,7 +170,7 @@ def prepare(x: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.random.Gener
     return sample, input_scale(sample, cfg.input_norm), rng
 
 
-@register("sae", SAEConfig, inputs=("embeddings",), version=3)
+@register("sae", SAEConfig, inputs=("embeddings",), version=4)
 def train_sae(ctx: StageContext) -> dict:
     """Train the TopK SAE on the embeddings; store weights and sparse codes of every galaxy."""
     cfg: SAEConfig = ctx.cfg
