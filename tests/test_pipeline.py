@@ -176,7 +176,7 @@ def test_unknown_keys_and_bad_values_name_the_field():
 
 
 def test_unknown_preset_lists_the_available_ones():
-    with pytest.raises(ConfigError, match=r"no preset named 'nope' \(available: demo, quick"):
+    with pytest.raises(ConfigError, match=r"no preset named 'nope' \(available: demo, large, quick"):
         read_preset("nope")
 
 
@@ -208,3 +208,15 @@ def test_cli_help_lists_presets_and_examples():
     proc = _cli("--help")
     assert proc.returncode == 0
     assert "--preset" in proc.stdout and "python -m precompute --preset quick" in proc.stdout
+
+
+def test_every_shipped_preset_resolves():
+    from precompute.config import preset_names
+
+    stages = all_stages()
+    assert {"quick", "demo", "large"} <= set(preset_names())
+    for name in preset_names():
+        configs = resolve_configs(stages, read_preset(name))
+        assert set(configs) == set(stages)
+    large = resolve_configs(stages, read_preset("large"))
+    assert sum(large["matryoshka"].group_sizes) == 2048 and large["matryoshka"].k == 64

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from galaxyml.atlas import Atlas, AtlasError, home, list_runs
-from precompute.config import ConfigError, preset_names
+from precompute.config import ConfigError, preset_names, read_preset
 from precompute.jobs import build_status, cancel_build, start_build
 from precompute.lock import BuildLocked
 from precompute.progress import BuildProgress
@@ -80,6 +80,13 @@ def _build_panel(run_dir: Path) -> None:
         st.caption(f":material/check_circle: {status.message}")
 
 
+def _description(preset: str) -> str:
+    try:
+        return str(read_preset(preset).get("description", ""))
+    except ConfigError as e:
+        return f"cannot be used: {e}"
+
+
 def build_control(run: str, run_dir: Path, running: bool) -> None:
     st.subheader("Precompute", divider="gray")
     st.fragment(_build_panel, run_every=POLL_S if running else None)(run_dir)
@@ -87,8 +94,10 @@ def build_control(run: str, run_dir: Path, running: bool) -> None:
         return
     with st.form("start_build", border=False):
         presets = preset_names()
-        preset = st.selectbox("Preset", presets, key="build_preset", index=presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
-                              help="quick: 1,000 galaxies in under a minute · demo: 5,000 galaxies in a few minutes")
+        described = {p: _description(p) for p in presets}
+        preset = st.selectbox("Preset", presets, key="build_preset",
+                              index=presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
+                              help=" · ".join(f"**{p}**: {d}" for p, d in described.items()))
         name = st.text_input("Run name", value=run, key="build_run", help="Folder under the atlas home; an existing run resumes "
                              "and rebuilds only stages whose settings changed.")
         if st.form_submit_button("Start build", icon=":material/play_arrow:", key="start_build_submit"):
