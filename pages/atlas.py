@@ -12,18 +12,10 @@ import streamlit as st
 from galaxyml.viz.features import activation_histogram
 from ui import loaders
 from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
-from ui.sidebar import sidebar
-from ui.widgets import gallery, mock_badge, png_bytes, waiting_for
+from ui.sidebar import page
+from ui.widgets import gallery, png_bytes
 
-st.set_page_config(page_title="Atlas · Galaxy Feature Atlas", page_icon=":material/grid_view:", layout="wide")
-sel = sidebar()
-st.title("Feature atlas")
-atlas = sel.atlas
-if atlas is None or not atlas.ready("features"):
-    waiting_for("features", sel)
-    st.stop()
-
-mock_badge(atlas.is_mock)
+atlas = page("Feature atlas", ":material/grid_view:", needs="features")
 MODELS = {"sae": "TopK SAE", "matryoshka": "Matryoshka SAE", "pca": "PCA (±component)"}
 available = [m for m in MODELS if (atlas.stage_dir("features") / m).is_dir() and atlas.ready(m)]
 model = st.query_params.get("model", available[0])

@@ -12,17 +12,10 @@ import streamlit as st
 from galaxyml.viz.compare import NAMES, grouped_bars, group_fvu, novelty_histograms, training_curves
 from ui import loaders
 from ui.feature_views import feature_link
-from ui.sidebar import sidebar
-from ui.widgets import gallery, mock_badge, waiting_for
+from ui.sidebar import page
+from ui.widgets import gallery
 
-st.set_page_config(page_title="Compare · Galaxy Feature Atlas", page_icon=":material/compare:", layout="wide")
-sel = sidebar()
-st.title("Compare feature models")
-atlas = sel.atlas
-if atlas is None or not atlas.ready("features"):
-    waiting_for("features", sel)
-    st.stop()
-mock_badge(atlas.is_mock)
+atlas = page("Compare feature models", ":material/compare:", needs="features")
 models = [m for m in ("sae", "matryoshka", "pca") if atlas.ready(m) and (atlas.stage_dir("features") / m).is_dir()]
 sets = {m: loaders.feature_set(atlas, m) for m in models}
 

@@ -135,3 +135,18 @@ def sidebar() -> Selection:
             st.badge("mock data", icon=":material/science:", color="orange")
         build_control(run, run_dir, status.state == "running")
     return Selection(run, run_dir, atlas, status, error)
+
+
+def page(title: str, icon: str, needs: str) -> Atlas:
+    """Set up a page: config, the shared sidebar, the title; stop with a notice until the atlas has
+    the stage ``needs``; label mock data. Returns the atlas."""
+    from ui.widgets import mock_badge, waiting_for
+
+    st.set_page_config(page_title=f"{title} · Galaxy Feature Atlas", page_icon=icon, layout="wide")
+    sel = sidebar()
+    st.title(title)
+    if sel.atlas is None or not sel.atlas.ready(needs):
+        waiting_for(needs, sel)
+        st.stop()
+    mock_badge(sel.atlas.is_mock)
+    return sel.atlas
