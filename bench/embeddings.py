@@ -1,8 +1,10 @@
 """How informative and well-spread are an atlas's embeddings?
 
 Prints the share of variance in the first principal components, the effective rank
-(exp of the entropy of the normalised PCA spectrum, Roy & Vetterli 2007) and 3-fold
-cross-validated ridge-probe R^2 from the standardised embeddings to catalog properties.
+(exp of the entropy of the normalised PCA spectrum, Roy & Vetterli 2007), 3-fold
+cross-validated ridge-probe R^2 from the standardised embeddings to catalog properties, and
+(mock surveys) logistic-probe AUROC for each binary generating factor: an upper bound on what
+any single sparse feature can reach in truth alignment.
 
     python bench/embeddings.py --run demo [--home runs]
 """
@@ -16,11 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from sklearn.linear_model import RidgeCV  # noqa: E402
-from sklearn.model_selection import cross_val_score  # noqa: E402
+from sklearn.linear_model import LogisticRegression, RidgeCV  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.model_selection import cross_val_predict, cross_val_score  # noqa: E402
 
 from galaxyml.atlas import Atlas, home  # noqa: E402
 
+FACTORS = ("spiral", "bar", "ring", "merger", "edge_on", "dust_lane", "agn", "quenched", "artefact")
 PROPERTIES = ("mag_r", "log_mstar", "z", "log_ssfr", "g_r", "bulge_to_total", "q_disk", "r50_kpc", "oh_12")
 
 
@@ -52,6 +56,13 @@ def main() -> None:
         ok = np.isfinite(y)
         r2 = cross_val_score(RidgeCV(alphas=np.logspace(-2, 3, 8)), z[ok], y[ok], cv=3, scoring="r2").mean()
         print(f"{prop:<16}{r2:>9.3f}")
+    print(f"{'factor':<16}{'probe AUROC':>12}")
+    for factor in FACTORS:
+        if factor not in cat:
+            continue
+        y = cat[factor].to_numpy() > 0
+        p = cross_val_predict(LogisticRegression(max_iter=2000), z, y, cv=3, method="predict_proba")[:, 1]
+        print(f"{factor:<16}{roc_auc_score(y, p):>12.3f}")
 
 
 if __name__ == "__main__":
