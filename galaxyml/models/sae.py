@@ -26,11 +26,6 @@ def fvu(x: Tensor, x_hat: Tensor) -> Tensor:
     return (x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
 
 
-def topk_relu(pre_acts: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Values and indices of the k largest activations per row: (B, M) -> (B, k), (B, k)."""
-    return pre_acts.topk(k, dim=-1, sorted=False)
-
-
 def grouped_topk(x: Tensor, k: int, group: int = 8) -> tuple[Tensor, Tensor]:
     """Exact top-k along the last axis via group maxima: the top k values lie in the groups whose
     maxima are among the k largest, so only k * group candidates need a second top-k."""

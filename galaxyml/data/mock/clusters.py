@@ -18,8 +18,6 @@ from astropy.cosmology import Planck18
 from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
 
-from scipy.ndimage import gaussian_filter
-
 ZERO_POINT_MAG = 22.5
 _STREAM_CLUSTERS = 4
 

@@ -91,7 +91,6 @@ def draw_votes(cfg: MockConfig, rng: np.random.Generator, c: dict[str, np.ndarra
     Volunteers see features less often in small or faint galaxies: detection probabilities shrink
     with the apparent disk size and the r magnitude.
     """
-    n = len(c["log_mstar"])
     k = cfg.n_volunteers
     seen = _logistic((np.log10(c["r_e_disk_arcsec"]) - 0.1) / 0.15) * _logistic((18.8 - c["mag_r"]) / 0.4)
     seen = np.clip(0.25 + 0.75 * seen, 0.0, 1.0)
