@@ -53,6 +53,10 @@ stage_names = list(dict.fromkeys([*manifest.get("stage_order", []), *manifest["s
 ready = set(atlas.ready_stages())
 
 st.subheader(f"Atlas · {atlas.name}")
+if sel.status.state == "running":
+    st.info(f"A build of **{atlas.name}** is running ({len(sel.status.finished_stages)}/{len(sel.status.stages)} stages "
+            "done); each view fills in as soon as its stage is finished. Progress is in the sidebar.",
+            icon=":material/hourglass_top:")
 if atlas.ready("survey"):
     meta = atlas.survey_meta()
     mock_badge(atlas.is_mock)
@@ -92,7 +96,7 @@ for name in stage_names:
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in flat.items())
     state = "ready" if name in ready else ("building" if sel.status.stage == name and sel.status.state == "running"
                                            else "waiting" if sel.status.state == "running" else "missing")
-    rows.append({"stage": name, "status": state, "seconds": entry.get("seconds"), "metrics": shown})
+    rows.append({"stage": name, "status": state, "seconds": entry.get("seconds", float("nan")), "metrics": shown})
 st.markdown("#### Stages")
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={"seconds": st.column_config.NumberColumn("time [s]", format="%.1f")})
