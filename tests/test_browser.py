@@ -81,7 +81,8 @@ def test_deep_link_on_a_fresh_server_shows_the_full_page(server, quick_home, tmp
         sidebar = page.locator('[data-testid="stSidebar"]')
         assert sidebar.get_by_text("Galaxy Feature Atlas").is_visible()
         assert sidebar.get_by_text("Precompute").is_visible()
-        assert page.locator('[data-testid="stImageContainer"]').count() >= n_top
+        page.wait_for_function(  # the grid streams in: wait until every top galaxy is drawn
+            f"document.querySelectorAll('[data-testid=\"stImageContainer\"]').length >= {n_top}", timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.locator('[data-testid="stAlertContentError"]').count() == 0
         assert f"feature={feature}" in page.url
