@@ -15,6 +15,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from galaxyml.arrays import streamed_mean
+
 EXACT_MAX_ROWS = 100_000
 INDEX_FILE = "embeddings.faiss"
 MEAN_FILE = "mean.npy"
@@ -25,13 +27,6 @@ def normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (float32, C-contiguous, as FAISS expects)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def streamed_mean(x: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    total = np.zeros(x.shape[1], np.float64)
-    for start in range(0, len(x), chunk):
-        total += np.asarray(x[start : start + chunk], np.float64).sum(0)
-    return (total / max(len(x), 1)).astype(np.float32)
 
 
 @dataclass
@@ -53,7 +48,7 @@ class SimilarityIndex:
 def build_index(embeddings: np.ndarray, chunk: int = 65536, hnsw_m: int = 32) -> SimilarityIndex:
     """Index (N, D) embeddings, added in chunks so a memory-mapped array is streamed."""
     n, d = embeddings.shape
-    mean = streamed_mean(embeddings, chunk)
+    mean = streamed_mean(embeddings, chunk).astype(np.float32)
     index = faiss.IndexFlatIP(d) if n <= EXACT_MAX_ROWS else faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
     for start in range(0, n, chunk):
         index.add(normalise(embeddings[start : start + chunk] - mean))

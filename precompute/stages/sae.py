@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from galaxyml.arrays import streamed_mean
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, update_since_fired
 from precompute.stage import StageContext, register
@@ -70,7 +71,7 @@ def encode_all(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, batch: int = 4096
     n = len(x)
     idx = np.empty((n, sae.k), np.int32)
     val = np.empty((n, sae.k), np.float32)
-    mean = torch.from_numpy(np.asarray(x, np.float64).mean(0) / scale).float()
+    mean = torch.from_numpy(streamed_mean(x, batch) / scale).float()  # never the whole array in memory
     n_groups = len(sae.group_sizes) if isinstance(sae, MatryoshkaSAE) else 1
     err, var = np.zeros(n_groups), 0.0
     for s in range(0, n, batch):
