@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from galaxyml.models.sae import TopKSAE, dead_mask, default_lr, fvu, update_since_fired  # noqa: E402
+from galaxyml.models.sae import TopKSAE, default_lr, fvu, train_step  # noqa: E402
 
 K, EXPANSION, BATCH, WARMUP, AUXK, DEAD_AFTER = 32, 8, 256, 50, 1 / 32, 10_000
 BF16 = False
@@ -64,13 +64,7 @@ class Ours:
     def step(self, xb: torch.Tensor) -> None:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.t, self.total, self.lr)
-        out = self.sae(xb, dead=dead_mask(self.since, DEAD_AFTER))
-        self.opt.zero_grad(set_to_none=True)
-        (out.fvu + AUXK * out.auxk_loss).backward()
-        self.sae.remove_gradient_parallel_to_decoder_directions()
-        self.opt.step()
-        self.sae.set_decoder_norm_to_unit_norm()
-        update_since_fired(self.since, out.top_acts, out.top_indices)
+        train_step(self.sae, self.opt, xb, self.since, DEAD_AFTER, AUXK)
         self.t += 1
 
     @torch.no_grad()

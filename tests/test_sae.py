@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from galaxyml.models.sae import TopKSAE, dead_mask, fvu, update_since_fired
+from galaxyml.models.sae import TopKSAE, dead_mask, fvu, train_step, update_since_fired
 
 
 def test_topk_keeps_exactly_k_nonzeros_and_decodes_like_dense():
@@ -60,14 +60,7 @@ def _train(auxk_alpha: float, steps: int = 300) -> float:
     for _ in range(steps):
         codes = torch.zeros(256, 48).scatter(1, torch.randint(0, 48, (256, 3)), torch.rand(256, 3) + 0.5)
         x = codes @ atoms
-        out = sae(x, dead=dead_mask(since, 512))
-        loss = out.fvu + auxk_alpha * out.auxk_loss
-        opt.zero_grad()
-        loss.backward()
-        sae.remove_gradient_parallel_to_decoder_directions()
-        opt.step()
-        sae.set_decoder_norm_to_unit_norm()
-        update_since_fired(since, out.top_acts, out.top_indices)
+        train_step(sae, opt, x, since, 512, auxk_alpha)
     with torch.no_grad():
         codes = torch.zeros(4096, 48).scatter(1, torch.randint(0, 48, (4096, 3)), torch.rand(4096, 3) + 0.5)
         acts, idx = sae.encode(codes @ atoms)

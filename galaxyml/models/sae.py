@@ -260,6 +260,21 @@ class MatryoshkaSAE(TopKSAE):
         return {**super().config(), "group_sizes": list(self.group_sizes)}
 
 
+def train_step(sae: TopKSAE, optimiser: torch.optim.Optimizer, x: Tensor, galaxies_since_fired: Tensor,
+               dead_after: int, auxk_alpha: float) -> ForwardOutput:
+    """One optimisation step on the batch ``x``: minimise recon_loss + auxk_alpha AuxK (AuxK on the
+    latents silent for more than ``dead_after`` galaxies), keep the decoder rows at unit norm, and
+    update the dead-latent counters in place."""
+    out = sae(x, dead=dead_mask(galaxies_since_fired, dead_after))
+    optimiser.zero_grad(set_to_none=True)
+    (out.recon_loss + auxk_alpha * out.auxk_loss).backward()
+    sae.remove_gradient_parallel_to_decoder_directions()
+    optimiser.step()
+    sae.set_decoder_norm_to_unit_norm()
+    update_since_fired(galaxies_since_fired, out.top_acts, out.top_indices)
+    return out
+
+
 def default_lr(n_latents: int) -> float:
     """Learning-rate scaling law of Gao et al. (2024): 2e-4 / sqrt(M / 2^14)."""
     return 2e-4 / math.sqrt(n_latents / 2**14)

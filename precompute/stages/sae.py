@@ -14,7 +14,7 @@ import torch
 
 from galaxyml.arrays import streamed_mean
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
-from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, update_since_fired
+from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, train_step
 from precompute.stage import StageContext, register
 
 HISTORY_FILE = "history.json"
@@ -114,14 +114,7 @@ def fit_sparse_coder(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, rng: n
             xb = torch.from_numpy(np.asarray(x[np.sort(order[s : s + cfg.batch_size])], np.float32) / scale)
             for group in optimiser.param_groups:
                 group["lr"] = get_lr(step, total, lr, cfg.warmup_steps)
-            out = sae(xb, dead=dead_mask(since_fired, cfg.dead_after_galaxies))
-            loss = out.recon_loss + cfg.auxk_alpha * out.auxk_loss
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            sae.remove_gradient_parallel_to_decoder_directions()
-            optimiser.step()
-            sae.set_decoder_norm_to_unit_norm()
-            update_since_fired(since_fired, out.top_acts, out.top_indices)
+            out = train_step(sae, optimiser, xb, since_fired, cfg.dead_after_galaxies, cfg.auxk_alpha)
             fvus.append(out.fvu.item())
             auxs.append(out.auxk_loss.item())
             step += 1
