@@ -64,14 +64,17 @@ def property_table(survey: Survey) -> pd.DataFrame:
 
 
 def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey, sample: np.ndarray,
-                    n_features: int, out: Path) -> dict:
-    idx = np.load(folder / CODE_INDICES_FILE, mmap_mode="r", allow_pickle=False)
-    val = np.load(folder / CODE_VALUES_FILE, mmap_mode="r", allow_pickle=False)
-    acts = interpret.dense_activations(idx[sample], val[sample], n_features)
-    props = property_table(survey).iloc[sample].reset_index(drop=True)
+                    props: pd.DataFrame, idx: np.ndarray, val: np.ndarray, stats: pd.DataFrame, out: Path) -> dict:
+    """Correlations, novelty, labels, neighbours, examples and truth alignment of one model's features.
+
+    ``props`` are the property rows of the galaxies ``sample``, ``idx``/``val`` their sparse codes, and
+    ``stats`` the model's statistics table, extended and rewritten here.
+    """
+    n_features = len(stats)
+    acts = interpret.dense_activations(idx, val, n_features)
     rho = interpret.spearman_matrix(acts, props)
     rho.to_parquet(out / "rho.parquet", index=False)
-    stats = pd.read_parquet(out / STATS_FILE)
+    stats = stats.copy()
     best = np.abs(rho.to_numpy()).argmax(1)
     stats["max_abs_rho"] = np.abs(rho.to_numpy()).max(1)
     stats["best_property"] = rho.columns[best]
@@ -82,8 +85,7 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
     nearest, cosine = interpret.nearest_by_cosine(decoder_directions(folder, model))
     np.save(out / "nearest.npy", nearest, allow_pickle=False)
     np.save(out / "nearest_cos.npy", cosine.astype(np.float32), allow_pickle=False)
-    np.save(out / "cooccurrence.npy", interpret.cooccurrence_top(idx[sample], val[sample], n_features),
-            allow_pickle=False)
+    np.save(out / "cooccurrence.npy", interpret.cooccurrence_top(idx, val, n_features), allow_pickle=False)
     rows = interpret.quantile_examples(acts, seed=ctx.cfg.seed)
     np.save(out / "quantile_examples.npy", np.where(rows >= 0, sample[np.maximum(rows, 0)], -1), allow_pickle=False)
     rng = np.random.default_rng(ctx.cfg.seed)
@@ -110,6 +112,7 @@ def summarise_features(ctx: StageContext) -> dict:
     n = len(survey)
     rng = np.random.default_rng(ctx.cfg.seed)
     sample = np.sort(rng.choice(n, min(n, ctx.cfg.sample_galaxies), replace=False))
+    props = property_table(survey).iloc[sample].reset_index(drop=True)
     metrics = {}
     for model in FEATURE_MODELS:
         folder = ctx.inputs[model]
@@ -126,7 +129,8 @@ def summarise_features(ctx: StageContext) -> dict:
             "dense_over_10pct": int((stats["density"] > 0.1).sum()),
         }
         ctx.progress(0, 1, f"{model}: correlations and truth alignment")
-        metrics[model].update(interpret_model(ctx, model, folder, survey, sample, n_latents, ctx.out / model))
+        metrics[model].update(interpret_model(ctx, model, folder, survey, sample, props, np.asarray(idx[sample]),
+                                              np.asarray(val[sample]), stats, ctx.out / model))
     rho = {m: pd.read_parquet(ctx.out / m / "rho.parquet").abs().max(axis=0) for m in FEATURE_MODELS}
     for model in ("sae", "matryoshka"):
         metrics[model]["beats_pca_fraction"] = float((rho[model] > rho["pca"]).mean())
