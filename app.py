@@ -83,6 +83,20 @@ if atlas.ready("sae"):
     cols[3].metric("L0", f"{sae['l0']:.0f}", help="Active latents per galaxy")
     cols[4].metric("Dead latents", f"{sae['dead_fraction']:.1%}", help="Latents that fire on no galaxy of the survey")
 
+sfnets = [m for m in ("sfnet_metallicity", "sfnet_bpt") if atlas.ready(m)]
+if sfnets:
+    st.markdown("#### Predictions from images (SFNets)")
+    cols = st.columns(4)
+    i = 0
+    for m in sfnets:
+        met = atlas.metrics(m)
+        for target, score in met.get("test", {}).items():
+            floor = f" ({score['rmse_over_floor']:.2f}× floor)" if "rmse_over_floor" in score else ""
+            cols[i % 4].metric(f"{target} test RMSE, k = {met['k'] or 'all'}", f"{score['rmse']:.3f}{floor}",
+                               help=f"Median-baseline RMSE {met['baseline_median_rmse'][target]:.3f}; "
+                                    f"{met['n_test']:,} held-out galaxies")
+            i += 1
+
 if atlas.ready("survey"):
     survey_view(atlas)
 
@@ -90,10 +104,11 @@ rows = []
 for name in stage_names:
     entry = manifest["stages"].get(name, {})
     metrics = entry.get("metrics", {})
-    flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-    for sub, vals in ((k, v) for k, v in metrics.items() if isinstance(v, dict)):
-        flat.update({f"{sub}.{k}": v for k, v in vals.items()})
+    flat = pd.json_normalize(metrics, sep=".").iloc[0].to_dict() if metrics else {}
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in flat.items())
+    if entry.get("not_applicable"):
+        rows.append({"stage": name, "status": "not applicable", "seconds": float("nan"), "metrics": entry["not_applicable"]})
+        continue
     state = "ready" if name in ready else ("building" if sel.status.stage == name and sel.status.state == "running"
                                            else "waiting" if sel.status.state == "running" else "missing")
     rows.append({"stage": name, "status": state, "seconds": entry.get("seconds", float("nan")), "metrics": shown})
@@ -103,3 +118,6 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
 
 st.markdown("#### Next")
 st.page_link("pages/atlas.py", label="Browse the sparse features of the TopK SAE", icon=":material/grid_view:")
+if sfnets:
+    st.page_link("pages/predictions.py", label="See what the SFNets predict, and which features drive it",
+                 icon=":material/query_stats:")

@@ -31,6 +31,11 @@ PROGRESS = "progress.jsonl"
 LOCK = ".lock"
 TMP_PREFIX = ".tmp-"
 MANIFEST_FORMAT = 1
+FEATURE_MODELS = {
+    "sae": "TopK SAE", "matryoshka": "Matryoshka SAE", "pca": "PCA (±component)",
+    "sfnet_metallicity": "SFNet 12+log(O/H)", "sfnet_bpt": "SFNet BPT ratios",
+}
+"""Stages whose features the atlas page browses, with their display names."""
 
 
 class AtlasError(RuntimeError):
@@ -99,7 +104,7 @@ def commit_stage_dir(run_dir: Path, stage: str, tmp_dir: Path) -> Path:
 def stage_is_ready(run_dir: Path, manifest: dict[str, Any], stage: str) -> bool:
     """True when ``stage`` is listed, complete on disk, and built from the current inputs."""
     entry = manifest["stages"].get(stage)
-    if not entry:
+    if not entry or entry.get("not_applicable"):
         return False
     folder = run_dir / stage
     for rel, size in entry.get("bytes", {}).items():
@@ -220,6 +225,31 @@ class Atlas:
         from galaxyml.features import FeatureSet
 
         return FeatureSet.load(self, model)
+
+    def predictions(self, model: str) -> pd.DataFrame:
+        """Per-galaxy predictions of an SFNet stage (galaxy_id, test, has_target, true_<t>, pred_<t>),
+        in survey order."""
+        return self.load_table(model, "predictions.parquet")
+
+    def sfnet_head(self, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Linear head of an SFNet stage in physical units: weights (T, F), bias (T,), target names.
+        A prediction is bias + sum_j activation_j * weights[:, j]."""
+        from safetensors.numpy import load_file
+
+        w = load_file(str(self.stage_dir(model) / "sfnet.safetensors"))
+        return w["head.weight"], w["head.bias"], self.load_json(model, "config.json")["targets"]
+
+    def probes(self) -> pd.DataFrame:
+        """Cross-validated linear-probe scores per catalog property."""
+        return self.load_table("probes", "probes.parquet")
+
+    def feature_models(self) -> list[str]:
+        """The feature models of :data:`FEATURE_MODELS` this atlas can show, in that order."""
+        from galaxyml.features import STATS_FILE
+
+        summarised = self.ready("features")
+        return [m for m in FEATURE_MODELS if self.ready(m) and (
+            (self.path / m / STATS_FILE).is_file() or (summarised and (self.path / "features" / m).is_dir()))]
 
     def similarity_index(self):
         """The FAISS index over the embeddings (see :mod:`galaxyml.index`)."""

@@ -132,8 +132,8 @@ def write_summary(summary: FeatureSummary, folder: Path) -> None:
 class FeatureSet:
     """One uniform view of a feature model: sparse codes, per-feature statistics, top galaxies.
 
-    Every feature model (TopK SAE today) is read through this class, so one atlas page renders
-    any of them.
+    Every feature model (TopK and Matryoshka SAEs, PCA, SFNet penultimate layers) is read through
+    this class, so one atlas page renders any of them.
     """
 
     model: str
@@ -160,8 +160,10 @@ class FeatureSet:
 
     @classmethod
     def load(cls, atlas, model: str = "sae") -> "FeatureSet":
-        """Read the codes of stage ``model`` and their summary from the ``features`` stage."""
-        folder = atlas.stage_dir("features") / model
+        """Read the codes of stage ``model`` and their summary: from the ``features`` stage, or from
+        the model's own folder for models that summarise their features themselves (SFNets)."""
+        own = atlas.stage_dir(model)
+        folder = own if (own / STATS_FILE).is_file() else atlas.stage_dir("features") / model
         if not folder.is_dir():
             from galaxyml.atlas import AtlasError
 

@@ -1,4 +1,4 @@
-"""Atlas page: one feature at a time, for any feature model (TopK SAE, Matryoshka SAE, PCA).
+"""Atlas page: one feature at a time, for any feature model (TopK SAE, Matryoshka SAE, PCA, SFNets).
 
 Deep link: ``/atlas?run=demo&model=sae&feature=123&galaxy=<galaxy_id>``.
 """
@@ -9,20 +9,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxyml.atlas import FEATURE_MODELS
 from galaxyml.viz.features import activation_histogram
 from ui import loaders
 from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
 from ui.sidebar import page
 from ui.widgets import gallery, png_bytes
 
-atlas = page("Feature atlas", ":material/grid_view:", needs="features")
-MODELS = {"sae": "TopK SAE", "matryoshka": "Matryoshka SAE", "pca": "PCA (±component)"}
-available = [m for m in MODELS if (atlas.stage_dir("features") / m).is_dir() and atlas.ready(m)]
+atlas = page("Feature atlas", ":material/grid_view:", needs=("features", "sfnet_metallicity", "sfnet_bpt"))
+available = atlas.feature_models()
 model = st.query_params.get("model", available[0])
 if model not in available:
     st.warning(f"?model={model} is not in this atlas (available: {', '.join(available)}); showing {available[0]}.")
     model = available[0]
-model = st.segmented_control("Feature model", available, default=model, format_func=MODELS.get) or model
+model = st.segmented_control("Feature model", available, default=model, format_func=FEATURE_MODELS.get) or model
 if model != st.query_params.get("model", available[0]):
     for key in ("feature", "galaxy"):  # feature numbers belong to one model
         st.query_params.pop(key, None)
@@ -60,7 +60,7 @@ if feature not in order:
 label = fs.stats["label"] if "label" in fs.stats else pd.Series([""] * fs.n_features)
 names = {int(r.feature): f"#{r.feature} · density {r.density:.2%}" + (" · dead" if r.dead else "")
          + (f" · {label[r.feature]}" if label[r.feature] else "") for r in fs.stats.itertuples()}
-picked = st.selectbox(f"Feature ({MODELS[model]}, {fs.n_features:,} features)", order, index=order.index(feature),
+picked = st.selectbox(f"Feature ({FEATURE_MODELS[model]}, {fs.n_features:,} features)", order, index=order.index(feature),
                       format_func=names.get)
 if picked != feature:
     feature = int(picked)
@@ -107,7 +107,8 @@ with corr:
 near, co = st.columns(2)
 with near:
     if fs.nearest is not None:
-        neighbour_links("Nearest features (decoder cosine)", fs.nearest[feature], fs.nearest_cos[feature],
+        basis = "activation cosine" if model.startswith("sfnet") else "decoder cosine"
+        neighbour_links(f"Nearest features ({basis})", fs.nearest[feature], fs.nearest_cos[feature],
                         atlas.name, model, fs)
 with co:
     if fs.cooccurrence is not None:

@@ -14,6 +14,12 @@ EPILOG = """examples:
   python -m precompute --preset quick --run test    a 1,000-galaxy atlas in under a minute
   python -m precompute --run demo --set sae.k=16    change one setting; only affected stages rerun
   python -m precompute --list                       presets and stages
+  python -m precompute --source folder --images cutouts/ --catalog train.csv \
+      --test-catalog test.csv --target oh_p50 --run sdss
+                                                    your own cutouts (<objID>.jpg) and CSV; --target bpt
+                                                    trains on the BPT line ratios instead
+  python -m precompute --run sdss --only sfnet_metallicity
+                                                    one stage (and what it reads, plus thumbnails)
 
 A rerun skips every stage whose configuration and inputs are unchanged, so an interrupted
 build resumes where it stopped. Runs live under $GALAXYML_HOME (default ./runs)."""
@@ -30,6 +36,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override one config value, e.g. survey.n_galaxies=2000 (repeatable)")
     p.add_argument("--force", action="append", default=[], metavar="STAGE", help="rebuild this stage even if unchanged")
     p.add_argument("--list", action="store_true", help="list presets and stages, then exit")
+    src = p.add_argument_group("your own data (shortcuts for --set survey.*)")
+    src.add_argument("--source", choices=("mock", "hf", "folder"),
+                     help="mock universe (default), local Hugging Face dataset, or folder of <objID>.jpg cutouts + CSV")
+    src.add_argument("--images", metavar="DIR", help="with --source folder/hf: the image folder or dataset path")
+    src.add_argument("--catalog", metavar="CSV", help="with --source folder: CSV with objID and target columns")
+    src.add_argument("--test-catalog", metavar="CSV", help="with --source folder: CSV of the test galaxies "
+                     "(default: a seeded 20%% of --catalog)")
+    src.add_argument("--target", metavar="COLUMN", help="SFNet target: a metallicity column such as oh_p50 "
+                     "(trains sfnet_metallicity), or 'bpt' (trains sfnet_bpt on N2 and O3 from the line fluxes)")
+    sel = p.add_argument_group("which stages")
+    sel.add_argument("--only", action="append", default=[], metavar="STAGE",
+                     help="build only this stage and the stages it reads, plus thumbnails (repeatable)")
+    sel.add_argument("--skip", action="append", default=[], metavar="STAGE",
+                     help="leave out this stage and every stage that reads it (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (events still go to progress.jsonl)")
     return p.parse_args(argv)
 
@@ -62,6 +82,57 @@ def _progress_printer(quiet: bool):
     return on_event
 
 
+def source_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The --set overrides and --skip stages implied by --source / --images / --catalog / --target."""
+    sets, skip = [], []
+    source = args.source or ("folder" if args.catalog else None)
+    if source:
+        sets.append(f'survey.source="{source}"')
+    if source in ("folder", "hf"):
+        if not args.images:
+            raise ConfigError(f"--source {source} needs --images DIR")
+        if source == "folder" and not args.catalog:
+            raise ConfigError("--source folder needs --catalog CSV (objID and target columns)")
+        skip.append("cluster_fields")  # mock sky fields: nothing to do with the user's galaxies
+    for flag, key in ((args.images, "dataset_path"), (args.catalog, "catalog_path"),
+                      (args.test_catalog, "test_catalog_path")):
+        if flag:
+            sets.append(f'survey.{key}="{Path(flag).expanduser().absolute()}"')
+    if args.target:
+        if args.target.lower() == "bpt":
+            sets.append('sfnet_bpt.target="n2,o3"')
+            skip.append("sfnet_metallicity")
+        else:
+            sets.append(f'sfnet_metallicity.target="{args.target}"')
+            skip.append("sfnet_bpt")
+    return sets, skip
+
+
+def select_stages(stages: dict, only: list[str], skip: list[str]) -> dict:
+    """The stages to build: with ``only``, those and what they read (plus thumbnails); minus ``skip``
+    and everything downstream of it."""
+    unknown = sorted((set(only) | set(skip)) - set(stages))
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(unknown)} (valid: {', '.join(stages)})")
+    keep = set(stages)
+    if only:
+        keep = set()
+        todo = [*only, "survey", "thumbnails"]
+        while todo:
+            name = todo.pop()
+            if name not in keep:
+                keep.add(name)
+                todo.extend(stages[name].inputs)
+    dropped = set(skip)
+    for name, st in stages.items():  # registry order: inputs come first
+        if dropped & set(st.inputs):
+            dropped.add(name)
+    clash = sorted(dropped & set(only))
+    if clash:
+        raise ConfigError(f"--only {', '.join(clash)} needs a stage that --skip / --target leaves out")
+    return {n: st for n, st in stages.items() if n in keep and n not in dropped}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -78,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     from precompute.runner import BuildCancelled, StageFailed, run_pipeline
 
     try:
-        configs = resolve_configs(stages, read_preset(args.preset), args.overrides)
+        implied_sets, implied_skip = source_overrides(args)
+        configs = resolve_configs(stages, read_preset(args.preset), [*implied_sets, *args.overrides])
         unknown = sorted(set(args.force) - set(stages))
         if unknown:
             raise ConfigError(f"--force names unknown stages {unknown} (valid: {', '.join(stages)})")
+        stages = select_stages(stages, args.only, [*implied_skip, *args.skip])
+        configs = {n: configs[n] for n in stages}
         run = args.run or Path(args.preset).stem
         root = (args.home or home()).absolute()
         result = run_pipeline(root, run, stages, configs, preset=args.preset,

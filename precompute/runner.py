@@ -26,7 +26,7 @@ from galaxyml.atlas import (
 from precompute import lock
 from precompute.config import canonical_json, sha256_text
 from precompute.progress import ProgressLog
-from precompute.stage import Stage, StageContext, log
+from precompute.stage import Stage, StageContext, StageNotApplicable, log
 
 LIBRARIES = ("numpy", "torch", "faiss-cpu", "astropy", "pandas", "scikit-learn", "safetensors")
 
@@ -134,6 +134,13 @@ def _install_signal_handlers() -> Callable[[], None]:
     return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
+def _not_applicable(manifest: dict, run_dir: Path, name: str, stage: Stage, h: dict, configs: dict, why: str) -> None:
+    """Record that a stage has nothing to do on this survey (no folder; loaders treat it as absent)."""
+    manifest["stages"][name] = {**h, "version": stage.version, "config": asdict(configs[name]), "files": {},
+                                "bytes": {}, "metrics": {}, "not_applicable": why, "finished": time.time()}
+    save_manifest(run_dir, manifest)
+
+
 def run_pipeline(
     home: Path, run: str, stages: dict[str, Stage], configs: dict[str, Any], preset: str = "",
     on_event: Callable[[dict[str, Any]], None] | None = None, force: tuple[str, ...] = (),
@@ -169,9 +176,16 @@ def run_pipeline(
             current = name
             h = hashes[name]
             entry = manifest["stages"].get(name, {})
-            if name not in force and entry.get("hash") == h["hash"] and stage_is_ready(run_dir, manifest, name):
+            if name not in force and entry.get("hash") == h["hash"] and (
+                    entry.get("not_applicable") or stage_is_ready(run_dir, manifest, name)):
                 result.actions[name] = "skipped"
                 emit("stage_skip", stage=name, message=f"{name}: unchanged, kept")
+                continue
+            missing = [d for d in stage.inputs if manifest["stages"].get(d, {}).get("not_applicable")]
+            if missing:
+                _not_applicable(manifest, run_dir, name, stage, h, configs, f"its input {missing[0]} is not applicable")
+                result.actions[name] = "not applicable"
+                emit("stage_skip", stage=name, message=f"{name}: not applicable (input {missing[0]} is not)")
                 continue
             emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({i + 1}/{len(stages)})")
             # The old entry goes first, so no loader ever pairs it with a half-replaced folder.
@@ -190,6 +204,12 @@ def run_pipeline(
             except BuildCancelled:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            except StageNotApplicable as e:
+                shutil.rmtree(tmp, ignore_errors=True)
+                _not_applicable(manifest, run_dir, name, stage, h, configs, str(e))
+                result.actions[name] = "not applicable"
+                emit("stage_skip", stage=name, message=f"{name}: not applicable: {e}")
+                continue
             except Exception as e:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise StageFailed(f"stage '{name}' failed: {e.__class__.__name__}: {e}") from e

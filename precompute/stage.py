@@ -28,6 +28,11 @@ class StageContext:
         self.report(step, total, message)
 
 
+class StageNotApplicable(Exception):
+    """Raised by a stage that has nothing to do on this survey (e.g. the catalog has no column for
+    its target); the build records the reason and goes on, and the app shows it."""
+
+
 StageFn = Callable[[StageContext], dict[str, Any]]
 
 

@@ -87,3 +87,7 @@ def test_a_whole_atlas_from_a_local_dataset(saved, tmp_path):
     fs = atlas.feature_set("sae")
     assert fs.rho is not None and "has-spiral-arms_yes_fraction" in fs.rho.columns
     assert fs.truth_alignment is None  # no truth outside the mock universe
+    # no metallicity or line ratios in this dataset: the SFNets are recorded as not applicable, the rest is built
+    assert "sfnet_metallicity" not in atlas.feature_models() and not atlas.ready("sfnet_bpt")
+    assert "no oh_p50" in atlas.manifest["stages"]["sfnet_metallicity"]["not_applicable"]
+    assert atlas.ready("probes") and "has-spiral-arms_yes_fraction" in set(atlas.probes()["property"])

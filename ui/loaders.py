@@ -62,3 +62,23 @@ def feature_set(atlas: Atlas, model: str = "sae") -> FeatureSet:
 def similarity_index(atlas: Atlas) -> SimilarityIndex:
     """The FAISS index over the embeddings (shared)."""
     return _cached(atlas, "similarity_index", ("index",))
+
+
+def predictions(atlas: Atlas, model: str) -> pd.DataFrame:
+    """Per-galaxy predictions of an SFNet stage (shared: treat as read-only)."""
+    return _cached(atlas, "predictions", (model,), model)
+
+
+def sfnet_head(atlas: Atlas, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Head weights (T, F), bias (T,) and target names of an SFNet stage."""
+    return _cached(atlas, "sfnet_head", (model,), model)
+
+
+def sfnet_sweep(atlas: Atlas, model: str) -> list[dict]:
+    """Test scores of every k trained by an SFNet stage."""
+    return _cached(atlas, "load_json", (model,), model, "sweep.json")
+
+
+def probes(atlas: Atlas) -> pd.DataFrame:
+    """Linear-probe scores per property."""
+    return _cached(atlas, "probes", ("probes",))

@@ -20,6 +20,7 @@ PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/atlas.py", "Feature atlas", ":material/grid_view:"),
     ("pages/compare.py", "Compare models", ":material/compare:"),
+    ("pages/predictions.py", "Predictions", ":material/query_stats:"),
 )
 POLL_S = 1.5
 
@@ -137,15 +138,16 @@ def sidebar() -> Selection:
     return Selection(run, run_dir, atlas, status, error)
 
 
-def page(title: str, icon: str, needs: str) -> Atlas:
+def page(title: str, icon: str, needs: str | tuple[str, ...]) -> Atlas:
     """Set up a page: config, the shared sidebar, the title; stop with a notice until the atlas has
-    the stage ``needs``; label mock data. Returns the atlas."""
+    the stage ``needs`` (with a tuple: any one of them); label mock data. Returns the atlas."""
     from ui.widgets import mock_badge, waiting_for
 
     st.set_page_config(page_title=f"{title} · Galaxy Feature Atlas", page_icon=icon, layout="wide")
     sel = sidebar()
     st.title(title)
-    if sel.atlas is None or not sel.atlas.ready(needs):
+    needs = (needs,) if isinstance(needs, str) else needs
+    if sel.atlas is None or not any(sel.atlas.ready(s) for s in needs):
         waiting_for(needs, sel)
         st.stop()
     mock_badge(sel.atlas.is_mock)

@@ -29,13 +29,15 @@ def png_bytes(images: np.ndarray, captions: Sequence[str], columns: int = 6) -> 
     return buf.getvalue()
 
 
-def waiting_for(stage: str, selection) -> None:
-    """Say which stage a view needs and, if a build is running, how far it is."""
+def waiting_for(stages: str | tuple[str, ...], selection) -> None:
+    """Say which stage a view needs (any one of ``stages``) and, if a build is running, how far it is."""
+    stages = (stages,) if isinstance(stages, str) else tuple(stages)
+    stage = stages[0] + "** stage" + (f" (or **{'**, **'.join(stages[1:])}**)" if len(stages) > 1 else "")
     status = selection.status
     if status.state == "running":
-        st.info(f"This view needs the **{stage}** stage, which the running build has not finished yet. "
+        st.info(f"This view needs the **{stage}, which the running build has not finished yet. "
                 f"It appears here as soon as it is done.", icon=":material/hourglass_top:")
         st.progress(status.fraction, text=f"{status.stage}: {status.message}")
     else:
-        st.warning(f"This view needs the **{stage}** stage, which atlas '{selection.run}' does not have. "
+        st.warning(f"This view needs the **{stage}, which atlas '{selection.run}' does not have. "
                    f"Start a build from the sidebar (preset *demo*) to add it.", icon=":material/construction:")

@@ -64,11 +64,13 @@ def property_table(survey: Survey) -> pd.DataFrame:
 
 
 def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey, sample: np.ndarray,
-                    props: pd.DataFrame, idx: np.ndarray, val: np.ndarray, stats: pd.DataFrame, out: Path) -> dict:
+                    props: pd.DataFrame, idx: np.ndarray, val: np.ndarray, stats: pd.DataFrame, out: Path,
+                    directions: np.ndarray | None = None) -> dict:
     """Correlations, novelty, labels, neighbours, examples and truth alignment of one model's features.
 
     ``props`` are the property rows of the galaxies ``sample``, ``idx``/``val`` their sparse codes, and
-    ``stats`` the model's statistics table, extended and rewritten here.
+    ``stats`` the model's statistics table, extended and rewritten here. Nearest features are by the
+    cosine of ``directions`` (M, d), by default the model's decoder directions in embedding space.
     """
     n_features = len(stats)
     acts = interpret.dense_activations(idx, val, n_features)
@@ -82,7 +84,8 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
     stats["novelty"] = interpret.novelty(acts, props)
     stats["label"] = interpret.labels_from_correlations(rho)
     stats.to_parquet(out / STATS_FILE, index=False)
-    nearest, cosine = interpret.nearest_by_cosine(decoder_directions(folder, model))
+    nearest, cosine = interpret.nearest_by_cosine(
+        decoder_directions(folder, model) if directions is None else directions)
     np.save(out / "nearest.npy", nearest, allow_pickle=False)
     np.save(out / "nearest_cos.npy", cosine.astype(np.float32), allow_pickle=False)
     np.save(out / "cooccurrence.npy", interpret.cooccurrence_top(idx, val, n_features), allow_pickle=False)

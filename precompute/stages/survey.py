@@ -1,4 +1,5 @@
-"""Stage ``survey``: the galaxies every later stage reads (today: the mock universe)."""
+"""Stage ``survey``: the galaxies every later stage reads: the mock universe, a local Hugging Face
+dataset, or a folder of cutouts named by objID with a CSV catalog (the SFNets layout)."""
 
 from __future__ import annotations
 
@@ -15,33 +16,58 @@ from precompute.stage import StageContext, register
 class SurveyConfig(MockConfig):
     """Where the galaxies come from, and the mock universe's parameters."""
 
-    source: Literal["mock", "hf"] = "mock"
+    source: Literal["mock", "hf", "folder"] = "mock"
     """``mock``: the mock universe from the fields above; ``hf``: a local Hugging Face dataset in the
-    Galaxy Zoo Euclid layout at ``dataset_path`` (images resized to ``image_size_px``)."""
+    Galaxy Zoo Euclid layout at ``dataset_path``; ``folder``: cutouts ``<objID>.jpg`` in the folder
+    ``dataset_path`` with the CSV ``catalog_path``. Images are resized to ``image_size_px``."""
     dataset_path: str = ""
-    """With source = hf: a save_to_disk folder, parquet file(s) or image folder."""
+    """With source = hf: a save_to_disk folder, parquet file(s) or image folder; with folder: the
+    folder of cutouts."""
     image_column: str = "image"
     """With source = hf: the image column."""
-    id_column: str = "id_str"
-    """With source = hf: the galaxy id column (row numbers are used if it is absent)."""
+    id_column: str = ""
+    """The galaxy id column; empty: id_str (hf; row numbers if absent) or objID (folder)."""
     split: str = "train"
     """With source = hf: the split to read."""
+    catalog_path: str = ""
+    """With source = folder: the CSV with the id column and the targets (training galaxies, or all)."""
+    test_catalog_path: str = ""
+    """With source = folder: an optional CSV of test galaxies; without it a seeded test_fraction is held out."""
+    test_fraction: float = 0.2
+    """With source = folder and no test CSV: share of galaxies held out as the test split."""
+    bpt_min_snr: float = 3.0
+    """With source = folder: S/N every BPT line needs for N2 and O3 to be computed from the fluxes."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.source not in ("mock", "hf"):
-            raise ValueError(f"survey.source must be 'mock' or 'hf', got {self.source!r}")
-        if self.source == "hf" and not self.dataset_path:
-            raise ValueError("survey.source = 'hf' needs survey.dataset_path")
+        if self.source not in ("mock", "hf", "folder"):
+            raise ValueError(f"survey.source must be 'mock', 'hf' or 'folder', got {self.source!r}")
+        if self.source in ("hf", "folder") and not self.dataset_path:
+            raise ValueError(f"survey.source = '{self.source}' needs survey.dataset_path")
+        if self.source == "folder" and not self.catalog_path:
+            raise ValueError("survey.source = 'folder' needs survey.catalog_path (the CSV with objID and targets)")
+        if not 0.0 < self.test_fraction < 0.9:
+            raise ValueError(f"survey.test_fraction must be in (0, 0.9), got {self.test_fraction}")
 
 
-@register("survey", SurveyConfig, version=2)
+@register("survey", SurveyConfig, version=3)
 def build_survey(ctx: StageContext) -> dict:
     """Generate the mock survey, or read a local dataset, into the stage folder."""
     cfg = ctx.cfg
+    if cfg.source == "folder":
+        from galaxyml.data.folder import write_folder_survey
+
+        survey = write_folder_survey(cfg.dataset_path, cfg.catalog_path, ctx.out, cfg.image_size_px,
+                                     test_catalog_csv=cfg.test_catalog_path or None, id_column=cfg.id_column or "objID",
+                                     test_fraction=cfg.test_fraction, seed=cfg.seed, min_snr=cfg.bpt_min_snr,
+                                     progress=ctx.progress)
+        skipped = survey.meta.get("skipped", {})
+        return {"n_galaxies": len(survey), "bands": "".join(survey.bands), "image_size_px": cfg.image_size_px,
+                "is_mock": False, "n_test": int((survey.catalog["split"] == "test").sum()),
+                "missing_image": skipped.get("missing_image", 0), "unreadable_image": skipped.get("unreadable_image", 0)}
     if cfg.source == "hf":
-        survey = write_hf_survey(cfg.dataset_path, ctx.out, cfg.image_size_px, cfg.image_column, cfg.id_column,
-                                 cfg.split, progress=ctx.progress)
+        survey = write_hf_survey(cfg.dataset_path, ctx.out, cfg.image_size_px, cfg.image_column,
+                                 cfg.id_column or "id_str", cfg.split, progress=ctx.progress)
         return {"n_galaxies": len(survey), "bands": "".join(survey.bands), "image_size_px": cfg.image_size_px,
                 "is_mock": False}
     fields = {f.name for f in dataclasses.fields(MockConfig)}

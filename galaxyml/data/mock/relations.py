@@ -100,3 +100,17 @@ def disk_axis_ratio(cos_i: np.ndarray, q0: float = 0.12) -> np.ndarray:
     """Projected axis ratio of an oblate disk of intrinsic thickness q0 seen at inclination i
     (Hubble 1926): q^2 = cos^2 i + q0^2 sin^2 i."""
     return np.sqrt(cos_i**2 + q0**2 * (1.0 - cos_i**2))
+
+
+BPT_CLASSES = ("star-forming", "composite", "AGN")
+
+
+def bpt_classify(n2: np.ndarray, o3: np.ndarray) -> np.ndarray:
+    """BPT class of each galaxy: 0 star-forming (below the Kauffmann et al. 2003 line), 1 composite
+    (between it and the Kewley et al. 2001 line), 2 AGN (above Kewley); -1 where a ratio is missing."""
+    n2, o3 = np.asarray(n2, np.float64), np.asarray(o3, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below_kauffmann = (n2 < 0.05) & (o3 < kauffmann_o3(n2))
+        below_kewley = (n2 < 0.47) & (o3 < kewley_o3(n2))
+    cls = np.where(below_kauffmann, 0, np.where(below_kewley, 1, 2))
+    return np.where(np.isfinite(n2) & np.isfinite(o3), cls, -1).astype(np.int8)

@@ -1,0 +1,173 @@
+"""Predictions page: SFNet predictions of metallicity and BPT ratios against the catalog, the
+k-sweep, outliers, one galaxy's feature contributions, and the linear probes of the embeddings.
+
+Deep link: ``/predictions?run=demo&model=sfnet_metallicity&target=oh_12&galaxy=<galaxy_id>``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from galaxyml.atlas import FEATURE_MODELS
+from galaxyml.data.mock.relations import bpt_classify
+from galaxyml.viz.predictions import (
+    axis_label, binned_residuals, bpt_confusion, bpt_diagram, contributions_waterfall, predicted_vs_true, probe_scores,
+    rmse_vs_k,
+)
+from ui import loaders
+from ui.feature_views import feature_link
+from ui.sidebar import page
+from ui.widgets import gallery, png_bytes
+
+atlas = page("Predictions", ":material/query_stats:", needs=("sfnet_metallicity", "sfnet_bpt", "probes"))
+models = [m for m in ("sfnet_metallicity", "sfnet_bpt") if atlas.ready(m)]
+units = atlas.survey_meta().get("units", {})
+catalog = loaders.catalog(atlas)
+thumbs = loaders.thumbnails(atlas)
+
+
+def sfnet_section(model: str) -> None:
+    met = atlas.metrics(model)
+    table = loaders.predictions(atlas, model)
+    weights, bias, targets = loaders.sfnet_head(atlas, model)
+    target = st.query_params.get("target", targets[0])
+    target = target if target in targets else targets[0]
+    if len(targets) > 1:
+        target = st.segmented_control("Target", targets, default=target, format_func=axis_label) or target
+    st.query_params["target"] = target
+    unit = units.get(target, "dex")
+    label = axis_label(target, unit)
+    score = met["test"][target]
+    floor = score.get("floor")
+    k = met["k"]
+    cols = st.columns(6)
+    cols[0].metric("Test RMSE", f"{score['rmse']:.3f}", help=f"{score['n']:,} held-out galaxies [{unit}]")
+    cols[1].metric("NMAD", f"{score['nmad']:.3f}", help="1.4826 × median |residual − median residual|")
+    cols[2].metric("R²", f"{score['r2']:.3f}")
+    cols[3].metric("Median baseline RMSE", f"{met['baseline_median_rmse'][target]:.3f}",
+                   help="RMSE of predicting the training median for every galaxy")
+    if floor:
+        cols[4].metric("RMSE / floor", f"{score['rmse_over_floor']:.2f}",
+                       help=f"Floor = the scatter injected around the relation ({floor:g} {unit}); no model can beat it "
+                            "from images alone")
+    cols[5].metric("Active features k", "all" if k == 0 else str(k), help=f"{met['n_features']} features in the layer")
+    st.caption(f"{met['n_train']:,} training and {met['n_test']:,} test galaxies with a finite {target}; "
+               f"{met['n_without_target']:,} galaxies have no target (predicted, but not scored). Best epoch "
+               f"{met['best_epoch']}.")
+
+    test = table[table["test"] & table["has_target"]]
+    true, pred = test[f"true_{target}"].to_numpy(), test[f"pred_{target}"].to_numpy()
+    resid = pred - true
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Predicted against true** (test galaxies)")
+        st.plotly_chart(predicted_vs_true(true, pred, label, floor), width="stretch")
+    with right:
+        props = [c for c in catalog.columns if c != "galaxy_id" and pd.api.types.is_numeric_dtype(catalog[c])
+                 and catalog[c].nunique() > 5]
+        default = next((c for c in ("log_mstar", "mag_r", target) if c in props), props[0] if props else None)
+        if default:
+            prop = st.selectbox("Residuals against", props, index=props.index(default))
+            x = catalog[prop].to_numpy()[test.index.to_numpy()]
+            st.plotly_chart(binned_residuals(x, resid, axis_label(prop, units.get(prop, "")),
+                                             f"predicted − true {label}", floor=floor), width="stretch")
+    sweep = loaders.sfnet_sweep(atlas, model)
+    if len(sweep) > 1:
+        st.markdown("**Test RMSE against the number of active features k**")
+        st.plotly_chart(rmse_vs_k(sweep, target, unit, floor), width="stretch")
+    else:
+        st.caption("One k trained. Set `--set " + model + ".k_sweep=[1,2,4,8,16,32,0]` (the *full* preset does) to see "
+                   "how the error grows as fewer features are kept.")
+
+    if model == "sfnet_bpt" and {"true_n2", "true_o3", "pred_n2", "pred_o3"} <= set(table.columns):
+        true_cls = bpt_classify(test["true_n2"], test["true_o3"])
+        pred_cls = bpt_classify(test["pred_n2"], test["pred_o3"])
+        agrees = true_cls == pred_cls
+        b1, b2 = st.columns([3, 2])
+        b1.plotly_chart(bpt_diagram(test["pred_n2"].to_numpy(), test["pred_o3"].to_numpy(), agrees,
+                                    "Predicted line ratios, coloured by class agreement"), width="stretch")
+        b2.markdown(f"**BPT classes** (test galaxies): {agrees.mean():.1%} predicted in their true class")
+        b2.dataframe(bpt_confusion(true_cls, pred_cls), width="stretch")
+
+    st.subheader("Worst outliers")
+    worst = np.argsort(-np.abs(resid))[:12]
+    rows = test.index.to_numpy()[worst]
+    captions = [f"{p:.2f} vs {t:.2f}" for p, t in zip(pred[worst], true[worst])]
+    gallery(np.asarray(thumbs[rows]), captions)
+    st.caption(f"Caption: predicted vs true {label}.")
+    c1, c2 = st.columns(2)
+    c1.download_button("Outliers (PNG)", png_bytes(np.asarray(thumbs[rows]), captions),
+                       file_name=f"{model}_{target}_outliers.png", mime="image/png")
+    c2.download_button("All predictions (CSV)", table.to_csv(index=False), file_name=f"{model}_predictions.csv",
+                       mime="text/csv")
+
+    st.subheader("Galaxy drill-down")
+    ids = catalog["galaxy_id"].to_numpy()
+    options = list(ids[rows])
+    wanted = st.query_params.get("galaxy")
+    if wanted and wanted not in options and wanted in set(ids):
+        options = [wanted, *options]
+    typed = st.text_input("Galaxy id (or pick an outlier below)", value="")
+    if typed and typed not in set(ids):
+        st.warning(f"No galaxy with id '{typed}' in this atlas.")
+    elif typed:
+        options = [typed, *[o for o in options if o != typed]]
+    galaxy_id = st.selectbox("Galaxy", options, index=options.index(wanted) if wanted in options else 0)
+    st.query_params["galaxy"] = galaxy_id
+    g = int(np.nonzero(ids == galaxy_id)[0][0])
+    fs = loaders.feature_set(atlas, model)
+    active = fs.features_of(g)
+    j = targets.index(target)
+    active["contribution"] = active["activation"] * weights[j, active["feature"].to_numpy()]
+    active = active.reindex(active["contribution"].abs().sort_values(ascending=False).index)
+    active["open"] = [feature_link(atlas.name, model, f) for f in active["feature"]]
+    label_col = fs.stats["label"] if "label" in fs.stats else None
+    if label_col is not None:
+        active["label"] = label_col.to_numpy()[active["feature"].to_numpy()]
+    left, right = st.columns([1, 2])
+    left.image(np.asarray(thumbs[g]), caption=galaxy_id, width=192)
+    truth = table[f"true_{target}"].iloc[g]
+    total = float(bias[j] + active["contribution"].sum())
+    left.markdown(f"predicted **{table[f'pred_{target}'].iloc[g]:.3f}**, true "
+                  f"**{'—' if not np.isfinite(truth) else f'{truth:.3f}'}** {unit}  \n"
+                  f"{'test' if table['test'].iloc[g] else 'training'} galaxy")
+    shown = active.head(12)
+    right.plotly_chart(contributions_waterfall(shown["feature"].tolist(), shown["contribution"].to_numpy(),
+                                               float(bias[j] + active["contribution"].iloc[12:].sum()), label),
+                       width="stretch")
+    right.caption(f"Bias {bias[j]:.3f} plus {len(active)} contributions (activation × head weight) = {total:.3f}"
+                  + (f"; the {len(active) - 12} smallest are folded into the bias bar." if len(active) > 12 else "."))
+    st.dataframe(active, hide_index=True, width="stretch", column_config={
+        "open": st.column_config.LinkColumn("atlas", display_text="open feature"),
+        "contribution": st.column_config.NumberColumn(format="%+.4f"),
+        "activation": st.column_config.NumberColumn(format="%.4f")})
+
+
+if models:
+    model = st.query_params.get("model", models[0])
+    model = model if model in models else models[0]
+    model = st.segmented_control("Network", models, default=model, format_func=FEATURE_MODELS.get) or model
+    if model != st.query_params.get("model"):
+        for key in ("target", "galaxy"):
+            st.query_params.pop(key, None)
+    st.query_params["model"] = model
+    sfnet_section(model)
+else:
+    st.info("This atlas has no SFNet yet: build the *sfnet_metallicity* or *sfnet_bpt* stage to see predictions "
+            "from images.", icon=":material/construction:")
+
+st.subheader("Linear probes of the encoder embeddings")
+if atlas.ready("probes"):
+    probes = loaders.probes(atlas)
+    st.caption("Cross-validated ridge regression (R²) for continuous properties and logistic regression (accuracy, "
+               "AUROC, against the majority-class accuracy) for flags, from the embeddings to each catalog property.")
+    p1, p2 = st.columns([3, 2])
+    p1.plotly_chart(probe_scores(probes), width="stretch")
+    p2.dataframe(probes, hide_index=True, width="stretch", height=max(300, min(700, 36 * len(probes))),
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in ("score", "auroc", "baseline", "rmse")})
+else:
+    st.info("No linear probes in this atlas yet: the *probes* stage fits them on the embeddings.",
+            icon=":material/construction:")

@@ -1,0 +1,97 @@
+"""Stage ``probes``: linear probes from the encoder embeddings to every catalog property, astroPT's
+downstream test (Smith et al. 2024): how much of each property a linear map of the embedding
+recovers.
+
+Continuous properties get a ridge regression (regularisation chosen by internal cross-validation)
+scored by the cross-validated R2; binary properties (flags such as bar or AGN) get an L2 logistic
+regression scored by cross-validated accuracy and AUROC, with the majority-class accuracy beside it
+as the baseline. Embeddings are standardised per dimension inside each fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from galaxyml.data.survey import Survey
+from precompute.stage import StageContext, register
+from precompute.stages.features import property_table
+from precompute.stages.sae import load_embeddings
+
+PROBES_FILE = "probes.parquet"
+
+
+@dataclass(frozen=True)
+class ProbesConfig:
+    """Linear-probe evaluation."""
+
+    folds: int = 5
+    """Cross-validation folds."""
+    sample_galaxies: int = 20000
+    """Galaxies (seeded random sample) the probes are fitted on."""
+    min_class_count: int = 10
+    """Binary properties need this many galaxies in the rarer class to be probed."""
+    seed: int = 0
+    """Seed of the sample and the folds."""
+
+    def __post_init__(self) -> None:
+        if self.folds < 2 or self.sample_galaxies < 50 or self.min_class_count < 2:
+            raise ValueError("probes.folds >= 2, probes.sample_galaxies >= 50 and probes.min_class_count >= 2")
+
+
+def probe_property(x: np.ndarray, y: np.ndarray, folds: int, seed: int, min_class_count: int) -> dict | None:
+    """Cross-validated score of a linear probe x -> y (rows with a non-finite y are left out)."""
+    ok = np.isfinite(y)
+    x, y = x[ok], y[ok]
+    values = np.unique(y)
+    if len(values) < 2 or len(y) < 2 * folds:
+        return None
+    if len(values) == 2:
+        labels = (y == values[1]).astype(int)
+        if min(labels.sum(), len(labels) - labels.sum()) < max(min_class_count, folds):
+            return None
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        proba = cross_val_predict(model, x, labels, cv=cv, method="predict_proba")[:, 1]
+        return {"kind": "binary", "score": accuracy_score(labels, proba > 0.5), "metric": "accuracy",
+                "auroc": roc_auc_score(labels, proba), "baseline": max(labels.mean(), 1 - labels.mean()), "n": len(y)}
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    pred = cross_val_predict(model, x, y, cv=KFold(folds, shuffle=True, random_state=seed))
+    return {"kind": "continuous", "score": r2_score(y, pred), "metric": "r2",
+            "rmse": float(np.sqrt(np.mean((pred - y) ** 2))), "baseline": 0.0, "n": len(y)}
+
+
+@register("probes", ProbesConfig, inputs=("survey", "embeddings"))
+def linear_probes(ctx: StageContext) -> dict:
+    """Cross-validated ridge / logistic probes from the embeddings to every catalog property."""
+    cfg: ProbesConfig = ctx.cfg
+    survey = Survey.load(ctx.inputs["survey"])
+    emb = load_embeddings(ctx)
+    n = len(emb)
+    rng = np.random.default_rng(cfg.seed)
+    sample = np.sort(rng.choice(n, min(n, cfg.sample_galaxies), replace=False))
+    x = np.asarray(emb[sample], np.float64)
+    props = property_table(survey).iloc[sample]
+    units = survey.meta.get("units", {})
+    rows = []
+    for i, col in enumerate(props.columns):
+        ctx.progress(i, len(props.columns), f"probing {col}")
+        result = probe_property(x, props[col].to_numpy(np.float64), cfg.folds, cfg.seed, cfg.min_class_count)
+        if result is not None:
+            rows.append({"property": col, "unit": units.get(col, ""), **result})
+    if not rows:
+        raise ValueError("no catalog property could be probed (none numeric with enough distinct values)")
+    table = pd.DataFrame(rows)
+    table.to_parquet(ctx.out / PROBES_FILE, index=False)
+    cont = table[table["kind"] == "continuous"]
+    binary = table[table["kind"] == "binary"]
+    return {"n_properties": len(table), "r2": dict(zip(cont["property"], cont["score"].round(4))),
+            "auroc": dict(zip(binary["property"], binary["auroc"].round(4))),
+            "median_r2": float(cont["score"].median()) if len(cont) else None}

@@ -1,0 +1,194 @@
+"""Stages ``sfnet_metallicity`` and ``sfnet_bpt``: sparse feature networks (Wu 2024) predicting gas
+metallicity 12+log(O/H), or the BPT line ratios N2 = log([NII]/Halpha) and O3 = log([OIII]/Hbeta),
+from the images.
+
+Each stage trains one network at the browsed sparsity ``k`` (and, with ``k_sweep``, one more per
+listed k to report RMSE against k), predicts every galaxy, and stores the network's penultimate
+activations as a FeatureSet (codes, statistics, correlations, examples) so the atlas page browses
+SFNet features like SAE features.
+
+Galaxies without a finite target (quenched galaxies have no gas metallicity) are predicted but
+neither trained on nor scored. The test galaxies are the survey's ``split == "test"`` rows when it
+has that column, otherwise a seeded ``test_fraction``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from galaxyml.data.survey import Survey
+from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
+from galaxyml.models.sfnet import K_CHOICES, SFNetConfig
+from galaxyml.models.sfnet_training import (
+    SFNetTrainConfig, fit_sfnet, input_normalisation, predict, regression_metrics, save_sfnet,
+)
+from precompute.stage import StageContext, StageNotApplicable, register
+from precompute.stages.features import interpret_model, property_table
+
+PREDICTIONS_FILE = "predictions.parquet"
+SWEEP_FILE = "sweep.json"
+HISTORY_FILE = "history.json"
+METALLICITY_COLUMNS = ("oh_p50", "oh_12")
+"""Metallicity columns looked for, in order: the MPA-JHU median (real data), the mock's truth."""
+BPT_COLUMNS = ("n2", "o3")
+
+
+@dataclass(frozen=True)
+class SFNetStageConfig(SFNetTrainConfig):
+    """An SFNet stage: the network's shape, the sparsities trained, the split and the schedule."""
+
+    target: str = ""
+    """Target column(s), comma-separated; empty: oh_p50 (else oh_12) for metallicity, n2,o3 for BPT."""
+    k: int = 8
+    """Active penultimate features of the network the atlas browses (0 = all, no top-k)."""
+    k_sweep: tuple[int, ...] = ()
+    """More sparsities to train, for the RMSE-against-k curve (e.g. [1, 2, 4, 8, 16, 32, 0])."""
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    """Channels of the four residual stages; the last is the number of features."""
+    test_fraction: float = 0.2
+    """Held-out share of the galaxies when the survey has no ``split`` column."""
+    sample_galaxies: int = 20000
+    """Galaxies sampled for the features' correlations and examples."""
+    top_n: int = 30
+    """Top-activating galaxies kept per feature."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for k in (self.k, *self.k_sweep):
+            if k not in K_CHOICES:
+                raise ValueError(f"sfnet k = {k} is not one of {K_CHOICES} (0 = no top-k)")
+            if k > self.widths[-1]:
+                raise ValueError(f"sfnet k = {k} exceeds the {self.widths[-1]} features (widths[-1])")
+        if not 0.0 < self.test_fraction < 0.9:
+            raise ValueError(f"sfnet test_fraction must be in (0, 0.9), got {self.test_fraction}")
+
+    def train_config(self) -> SFNetTrainConfig:
+        return SFNetTrainConfig(**{f.name: getattr(self, f.name) for f in fields(SFNetTrainConfig)})
+
+
+def target_columns(cfg: SFNetStageConfig, kind: str, catalog: pd.DataFrame) -> list[str]:
+    """The target columns of a stage, checked against the catalog."""
+    if cfg.target:
+        wanted = [c.strip() for c in cfg.target.split(",") if c.strip()]
+    elif kind == "bpt":
+        wanted = list(BPT_COLUMNS)
+    else:
+        wanted = [next((c for c in METALLICITY_COLUMNS if c in catalog), METALLICITY_COLUMNS[0])]
+    missing = [c for c in wanted if c not in catalog]
+    if missing and not cfg.target:
+        raise StageNotApplicable(f"the catalog has no {' / '.join(METALLICITY_COLUMNS if kind != 'bpt' else BPT_COLUMNS)} "
+                                 f"column (set sfnet_{kind}.target to train on another column)")
+    if missing:
+        hint = ("give the line fluxes nii_6584_flux, h_alpha_flux, oiii_5007_flux, h_beta_flux and their _err "
+                "columns, or n2 and o3" if kind == "bpt" else f"name the column with --target or sfnet_{kind}.target")
+        raise ValueError(f"the catalog has no target column {', '.join(missing)} ({hint}); "
+                         f"columns: {', '.join(map(str, catalog.columns[:30]))}")
+    for c in wanted:
+        if not pd.api.types.is_numeric_dtype(catalog[c]):
+            raise ValueError(f"target column '{c}' is not numeric (dtype {catalog[c].dtype})")
+    return wanted
+
+
+def test_mask(catalog: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """Held-out galaxies: the catalog's ``split == "test"`` rows, else a seeded random share."""
+    if "split" in catalog:
+        return catalog["split"].astype(str).str.lower().eq("test").to_numpy()
+    rng = np.random.default_rng(seed + 7919)
+    return rng.random(len(catalog)) < fraction
+
+
+def sparse_codes(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, F) activations -> (N, k') indices and values, strongest first (k' = k, or F for k = 0)."""
+    width = k if k else features.shape[1]
+    order = np.argsort(-features, axis=1, kind="stable")[:, :width]
+    return order.astype(np.int32), np.take_along_axis(features, order, 1).astype(np.float32)
+
+
+def _train_one(ctx, cfg, survey, y, train_idx, test_idx, k, floors, norm, targets, label):
+    model_cfg = SFNetConfig(n_chan=survey.images.shape[1], widths=cfg.widths, k=k, n_targets=len(targets))
+    fit = fit_sfnet(survey.images, y, train_idx, model_cfg, cfg.train_config(), norm,
+                    progress=lambda s, t, m: ctx.progress(s, t, f"{label}: {m}"))
+    pred, _ = predict(fit.model, survey.images[test_idx], norm)
+    scores = {t: regression_metrics(pred[:, j], y[test_idx, j], floors.get(t)) for j, t in enumerate(targets)}
+    return fit, scores
+
+
+def run_sfnet(ctx: StageContext, kind: str) -> dict:
+    cfg: SFNetStageConfig = ctx.cfg
+    survey = Survey.load(ctx.inputs["survey"])
+    cat = survey.catalog
+    targets = target_columns(cfg, kind, cat)
+    y = cat[targets].to_numpy(np.float64)
+    has_target = np.isfinite(y).all(1)
+    if not has_target.any():
+        raise ValueError(f"no galaxy has a finite {', '.join(targets)}; nothing to train on")
+    held_out = test_mask(cat, cfg.test_fraction, cfg.seed)
+    train_idx = np.nonzero(has_target & ~held_out)[0]
+    test_idx = np.nonzero(has_target & held_out)[0]
+    if len(test_idx) < 2:
+        raise ValueError(f"only {len(test_idx)} test galaxies have a finite target; raise test_fraction")
+    floors = survey.meta.get("prediction_floors", {})
+    n_imgs = len(survey)
+    norm = input_normalisation(survey.images[np.sort(np.random.default_rng(cfg.seed).choice(n_imgs, min(n_imgs, 2048),
+                                                                                           replace=False))], survey.bands)
+    sweep: list[dict] = []
+    fit, scores = _train_one(ctx, cfg, survey, y, train_idx, test_idx, cfg.k, floors, norm, targets, f"k={cfg.k or 'all'}")
+    sweep.append({"k": cfg.k, "best_epoch": fit.best_epoch, **{t: s for t, s in scores.items()}})
+    for k in dict.fromkeys(cfg.k_sweep):
+        if k != cfg.k:
+            other, other_scores = _train_one(ctx, cfg, survey, y, train_idx, test_idx, k, floors, norm, targets,
+                                             f"sweep k={k or 'all'}")
+            sweep.append({"k": k, "best_epoch": other.best_epoch, **other_scores})
+    sweep.sort(key=lambda r: r["k"] or 10 ** 6)
+
+    pred, feats = predict(fit.model, survey.images, norm, progress=lambda s, t, m: ctx.progress(s, t, f"predicting: {m}"))
+    table = pd.DataFrame({"galaxy_id": cat["galaxy_id"].to_numpy(), "test": held_out, "has_target": has_target})
+    baseline = {}
+    for j, t in enumerate(targets):
+        table[f"true_{t}"] = y[:, j]
+        table[f"pred_{t}"] = pred[:, j]
+        med = float(np.median(y[train_idx, j]))
+        baseline[t] = regression_metrics(np.full(len(test_idx), med), y[test_idx, j])["rmse"]
+    table.to_parquet(ctx.out / PREDICTIONS_FILE, index=False)
+    idx, val = sparse_codes(feats, cfg.k)
+    np.save(ctx.out / CODE_INDICES_FILE, idx, allow_pickle=False)
+    np.save(ctx.out / CODE_VALUES_FILE, val, allow_pickle=False)
+    n_features = cfg.widths[-1]
+    save_sfnet(fit.model, norm, ctx.out, {"targets": targets, "n_latents": n_features, "kind": kind})
+    (ctx.out / SWEEP_FILE).write_text(json.dumps(sweep, indent=1))
+    (ctx.out / HISTORY_FILE).write_text(json.dumps(fit.history, indent=1))
+
+    ctx.progress(0, 1, "feature statistics and correlations")
+    summary = summarise_codes(idx, val, n_features, cfg.top_n)
+    write_summary(summary, ctx.out)
+    rng = np.random.default_rng(cfg.seed)
+    sample = np.sort(rng.choice(n_imgs, min(n_imgs, cfg.sample_galaxies), replace=False))
+    props = property_table(survey).iloc[sample].reset_index(drop=True)
+    feature_metrics = interpret_model(ctx, ctx.name, ctx.out, survey, sample, props, idx[sample], val[sample],
+                                      summary.stats, ctx.out, directions=feats[sample].T)
+    main = sweep[[r["k"] for r in sweep].index(cfg.k)]
+    return {
+        "targets": targets, "k": cfg.k, "n_features": n_features, "n_train": int(len(train_idx)),
+        "n_test": int(len(test_idx)), "n_without_target": int((~has_target).sum()),
+        "best_epoch": fit.best_epoch, "train_images_per_s": round(fit.images_per_s, 1),
+        "test": {t: main[t] for t in targets}, "baseline_median_rmse": baseline,
+        "rmse_by_k": {str(r["k"]): {t: r[t]["rmse"] for t in targets} for r in sweep},
+        "dead_features": int(summary.stats["dead"].sum()), **feature_metrics,
+    }
+
+
+@register("sfnet_metallicity", SFNetStageConfig, inputs=("survey",))
+def sfnet_metallicity(ctx: StageContext) -> dict:
+    """Train an SFNet predicting 12+log(O/H) from the images; predictions and features."""
+    return run_sfnet(ctx, "metallicity")
+
+
+@register("sfnet_bpt", SFNetStageConfig, inputs=("survey",))
+def sfnet_bpt(ctx: StageContext) -> dict:
+    """Train an SFNet predicting the BPT ratios N2 and O3 from the images; predictions and features."""
+    return run_sfnet(ctx, "bpt")
+
