@@ -13,7 +13,7 @@ import streamlit as st
 from galaxyml.atlas import FEATURE_MODELS
 from galaxyml.data.mock.relations import bpt_classify
 from galaxyml.viz.predictions import (
-    axis_label, binned_residuals, bpt_confusion, bpt_diagram, contributions_waterfall, predicted_vs_true, probe_scores,
+    axis_label, binned_residuals, bpt_confusion, bpt_diagram, contributions_bars, predicted_vs_true, probe_scores,
     rmse_vs_k,
 )
 from ui import loaders
@@ -96,7 +96,7 @@ def sfnet_section(model: str) -> None:
     rows = test.index.to_numpy()[worst]
     captions = [f"{p:.2f} vs {t:.2f}" for p, t in zip(pred[worst], true[worst])]
     gallery(np.asarray(thumbs[rows]), captions)
-    st.caption(f"Caption: predicted vs true {label}.")
+    st.caption(f"The 12 test galaxies with the largest |predicted − true| {label}; captions: predicted vs true.")
     c1, c2 = st.columns(2)
     c1.download_button("Outliers (PNG)", png_bytes(np.asarray(thumbs[rows]), captions),
                        file_name=f"{model}_{target}_outliers.png", mime="image/png")
@@ -133,12 +133,12 @@ def sfnet_section(model: str) -> None:
     left.markdown(f"predicted **{table[f'pred_{target}'].iloc[g]:.3f}**, true "
                   f"**{'—' if not np.isfinite(truth) else f'{truth:.3f}'}** {unit}  \n"
                   f"{'test' if table['test'].iloc[g] else 'training'} galaxy")
-    shown = active.head(12)
-    right.plotly_chart(contributions_waterfall(shown["feature"].tolist(), shown["contribution"].to_numpy(),
-                                               float(bias[j] + active["contribution"].iloc[12:].sum()), label),
+    names = [f"#{f}" + (f" · {lab[:40]}" if label_col is not None else "")
+             for f, lab in zip(active["feature"], active.get("label", active["feature"].astype(str)))]
+    right.plotly_chart(contributions_bars(names, active["contribution"].to_numpy(), float(bias[j]), label),
                        width="stretch")
-    right.caption(f"Bias {bias[j]:.3f} plus {len(active)} contributions (activation × head weight) = {total:.3f}"
-                  + (f"; the {len(active) - 12} smallest are folded into the bias bar." if len(active) > 12 else "."))
+    right.caption(f"{len(active)} active features; each bar is activation × head weight, and the bias plus the "
+                  f"bars is the prediction ({total:.3f}). Open a feature in the table to see the galaxies it fires on.")
     st.dataframe(active, hide_index=True, width="stretch", column_config={
         "open": st.column_config.LinkColumn("atlas", display_text="open feature"),
         "contribution": st.column_config.NumberColumn(format="%+.4f"),
@@ -149,7 +149,7 @@ if models:
     model = st.query_params.get("model", models[0])
     model = model if model in models else models[0]
     model = st.segmented_control("Network", models, default=model, format_func=FEATURE_MODELS.get) or model
-    if model != st.query_params.get("model"):
+    if model != st.query_params.get("model", models[0]):  # another network: its targets and galaxies differ
         for key in ("target", "galaxy"):
             st.query_params.pop(key, None)
     st.query_params["model"] = model
@@ -163,9 +163,8 @@ if atlas.ready("probes"):
     probes = loaders.probes(atlas)
     st.caption("Cross-validated ridge regression (R²) for continuous properties and logistic regression (accuracy, "
                "AUROC, against the majority-class accuracy) for flags, from the embeddings to each catalog property.")
-    p1, p2 = st.columns([3, 2])
-    p1.plotly_chart(probe_scores(probes), width="stretch")
-    p2.dataframe(probes, hide_index=True, width="stretch", height=max(300, min(700, 36 * len(probes))),
+    st.plotly_chart(probe_scores(probes), width="stretch")
+    st.dataframe(probes, hide_index=True, width="stretch", height=min(500, 36 * (len(probes) + 1)),
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
                                 for c in ("score", "auroc", "baseline", "rmse")})
 else:

@@ -207,3 +207,29 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     assert len(at.get("plotly_chart")) >= 5  # curves, groups, max |rho|, novelty, truth alignment
     assert at.main.selectbox[0].value == "log_mstar"
     assert len(at.get("image")) == 3  # one gallery per model
+
+
+def test_predictions_page_reports_the_stage_metrics_and_a_galaxy_breakdown(home_env):
+    atlas = Atlas.open(home_env / "quick")
+    table = atlas.predictions("sfnet_metallicity")
+    galaxy = table.loc[table["test"] & table["has_target"], "galaxy_id"].iloc[3]
+    at = app("pages/predictions.py", galaxy=galaxy)
+    assert not at.exception and not at.error
+    met = atlas.metrics("sfnet_metallicity")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test RMSE"] == f"{met['test']['oh_12']['rmse']:.3f}"
+    assert metrics["RMSE / floor"] == f"{met['test']['oh_12']['rmse_over_floor']:.2f}"  # mock: the floor is known
+    galaxy_box = next(s for s in at.selectbox if s.label == "Galaxy")
+    assert galaxy_box.value == galaxy  # the deep link picks the galaxy
+    pred = table.set_index("galaxy_id").loc[galaxy, "pred_oh_12"]
+    assert any(f"predicted **{pred:.3f}**" in m.value for m in at.markdown)
+    breakdown = at.dataframe[0].value
+    assert len(breakdown) <= met["k"] and {"feature", "contribution", "open"} <= set(breakdown.columns)
+    assert all(link.startswith("/atlas?run=quick&model=sfnet_metallicity&feature=") for link in breakdown["open"])
+
+
+def test_predictions_page_for_bpt_shows_classes(home_env):
+    at = app("pages/predictions.py", model="sfnet_bpt", target="o3")
+    assert not at.exception and not at.error
+    assert any("predicted in their true class" in m.value for m in at.markdown)
+    assert at.query_params["target"] == ["o3"] or at.query_params["target"] == "o3"

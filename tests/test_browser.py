@@ -90,3 +90,23 @@ def test_deep_link_on_a_fresh_server_shows_the_full_page(server, quick_home, tmp
         browser.close()
     server_log = log_path.read_text()
     assert "Traceback" not in server_log, server_log[-2000:]
+
+
+def test_predictions_deep_link_draws_its_figures(server, quick_home, tmp_path):
+    sync_api = _require_browser()
+    url, log_path = server
+    table = Atlas.open(quick_home / "quick").predictions("sfnet_bpt")
+    galaxy = table.loc[table["test"] & table["has_target"], "galaxy_id"].iloc[0]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/predictions?model=sfnet_bpt&target=o3&galaxy={galaxy}", wait_until="domcontentloaded")
+        page.get_by_text("BPT classes").wait_for(timeout=60_000)
+        page.get_by_text("Linear probes of the encoder embeddings").wait_for(timeout=60_000)
+        # density scatter, residuals, BPT diagram, contributions, probes: every figure is drawn
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert "target=o3" in page.url and f"galaxy={galaxy}" in page.url
+        page.screenshot(path=str(tmp_path / "predictions.png"), full_page=True)
+        browser.close()
+    assert "Traceback" not in log_path.read_text()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from galaxyml.data.hf import RGB_BANDS
 from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey, SurveyError
@@ -36,7 +36,8 @@ class FolderSourceError(SurveyError):
 
 
 def _clean_ids(raw: pd.Series, column: str, path: Path) -> pd.Series:
-    ids = raw.astype(str).str.strip()
+    """The ids as stripped integer text; "123.0" becomes "123", floats such as "1.2e+18" are refused."""
+    ids = raw.fillna("").astype(str).str.strip()  # an empty cell is shown as '' in the error
     ids = ids.str.replace(_INTEGER_DOT_ZERO, r"\1", regex=True)  # "123.0" keeps every digit: accept it
     bad = ~ids.str.match(_INTEGER)
     if bad.any():
@@ -66,7 +67,11 @@ def read_catalog_csv(path: str | Path, id_column: str = "objID") -> pd.DataFrame
     ids = _clean_ids(cat[id_column], id_column, path)
     if ids.duplicated().any():
         raise FolderSourceError(f"{path}: column '{id_column}' repeats ids (e.g. {ids[ids.duplicated()].iloc[0]})")
+    if id_column != "galaxy_id" and "galaxy_id" in cat.columns:
+        raise FolderSourceError(f"{path} has a column 'galaxy_id' besides the id column '{id_column}'; rename it "
+                                f"or set id_column = 'galaxy_id'")
     cat[id_column] = ids
+    cat = cat.drop(columns="galaxy_id", errors="ignore")
     cat.insert(0, "galaxy_id", ids.to_numpy())
     return cat
 
@@ -105,9 +110,54 @@ def _image_files(images_dir: Path) -> dict[str, Path]:
 
 
 def _read_image(path: Path, size: int) -> np.ndarray:
+    """(3, size, size) float32 display RGB in [0, 1] from an image file of any size and mode."""
     with Image.open(path) as im:
         rgb = im.convert("RGB").resize((size, size), Image.BILINEAR)
     return (np.asarray(rgb, np.float32) / 255.0).transpose(2, 0, 1)
+
+
+# What PIL raises for a file it cannot decode: unknown format (UnidentifiedImageError is an OSError),
+# truncated data (OSError), broken PNG chunks (SyntaxError) and oversized images.
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _read_catalogs(catalog_csv: str | Path, test_catalog_csv: str | Path | None, id_column: str,
+                   test_fraction: float, seed: int) -> pd.DataFrame:
+    """The catalog rows with a string ``split``: "test" for the test CSV, else a seeded random share."""
+    cat = read_catalog_csv(catalog_csv, id_column).assign(split="train")
+    if test_catalog_csv:
+        test = read_catalog_csv(test_catalog_csv, id_column).assign(split="test")
+        both = set(cat["galaxy_id"]) & set(test["galaxy_id"])
+        if both:
+            raise FolderSourceError(f"{len(both)} objID(s) are in both {catalog_csv} and {test_catalog_csv} "
+                                    f"(e.g. {sorted(both)[0]}); a test galaxy must not be trained on")
+        return pd.concat([cat, test], ignore_index=True)
+    if not 0.0 <= test_fraction < 1.0:
+        raise FolderSourceError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    held = np.random.default_rng(seed).random(len(cat)) < test_fraction
+    cat["split"] = pd.Series(np.where(held, "test", "train"), index=cat.index, dtype=str)
+    return cat
+
+
+def _read_images(paths: list[Path], out: np.ndarray, size: int, progress: Callable[[int, int, str], None] | None,
+                 chunk: int) -> tuple[np.ndarray, list[str]]:
+    """Fill ``out[i]`` from ``paths[i]`` chunk by chunk; returns the readable mask and the failures."""
+    n = len(paths)
+    readable = np.ones(n, bool)
+    failed: list[str] = []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        block = np.zeros((stop - start, 3, size, size), np.float32)
+        for j, path in enumerate(paths[start:stop]):
+            try:
+                block[j] = _read_image(path, size)
+            except _UNREADABLE as e:  # counted and reported, never silently kept as a blank image
+                readable[start + j] = False
+                failed.append(f"{path.name} ({e.__class__.__name__}: {e})")
+        out[start:stop] = block
+        if progress:
+            progress(stop, n, f"read {stop:,}/{n:,} images")
+    return readable, failed
 
 
 def write_folder_survey(images_dir: str | Path, catalog_csv: str | Path, folder: Path, image_size_px: int = 64,
@@ -116,24 +166,16 @@ def write_folder_survey(images_dir: str | Path, catalog_csv: str | Path, folder:
                         progress: Callable[[int, int, str], None] | None = None, chunk: int = 256) -> Survey:
     """Read the cutouts named in the CSV(s) into the survey layout in ``folder``.
 
-    Rows get ``split`` = "train" / "test": from the test CSV when given, else a seeded random
-    ``test_fraction``. Rows whose image is missing or unreadable are skipped and counted in
-    ``meta["skipped"]``.
+    Rows get ``split`` = "train" / "test": from the test CSV when given, else a random
+    ``test_fraction`` drawn with ``seed``. Each image is resized to ``image_size_px`` x
+    ``image_size_px`` pixels (bilinear) and stored as display RGB in [0, 1]. Rows whose image is
+    missing or unreadable are dropped and counted in ``meta["skipped"]``; ``n2`` / ``o3`` [dex]
+    come from the line fluxes with the ``min_snr`` cut (:func:`bpt_ratios`).
     """
     images_dir = Path(images_dir).expanduser()
     if not images_dir.is_dir():
         raise FolderSourceError(f"image folder {images_dir} does not exist")
-    cat = read_catalog_csv(catalog_csv, id_column).assign(split="train")
-    if test_catalog_csv:
-        test = read_catalog_csv(test_catalog_csv, id_column).assign(split="test")
-        both = set(cat["galaxy_id"]) & set(test["galaxy_id"])
-        if both:
-            raise FolderSourceError(f"{len(both)} objID(s) are in both {catalog_csv} and {test_catalog_csv} "
-                                    f"(e.g. {sorted(both)[0]}); a test galaxy must not be trained on")
-        cat = pd.concat([cat, test], ignore_index=True)
-    else:
-        held = np.random.default_rng(seed).random(len(cat)) < test_fraction
-        cat["split"] = np.where(held, "test", "train")
+    cat = _read_catalogs(catalog_csv, test_catalog_csv, id_column, test_fraction, seed)
     files = _image_files(images_dir)
     have = cat["galaxy_id"].isin(files).to_numpy()
     if not have.any():
@@ -141,43 +183,37 @@ def write_folder_survey(images_dir: str | Path, catalog_csv: str | Path, folder:
         raise FolderSourceError(f"none of the {len(cat):,} objIDs has an image in {images_dir} (expected e.g. "
                                 f"{cat['galaxy_id'].iloc[0]}.jpg; found: {found})")
     cat = cat[have].reset_index(drop=True)
-    n = len(cat)
+    paths = [files[g] for g in cat["galaxy_id"]]
     folder.mkdir(parents=True, exist_ok=True)
-    shape = (n, 3, image_size_px, image_size_px)
+    shape = (len(paths), 3, image_size_px, image_size_px)
     draft = folder / f".draft-{IMAGES_FILE}"
     images = np.lib.format.open_memmap(draft, mode="w+", dtype=np.float32, shape=shape)
-    readable = np.ones(n, bool)
-    unreadable: list[str] = []
-    for i, gid in enumerate(cat["galaxy_id"]):
-        try:
-            images[i] = _read_image(files[gid], image_size_px)
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            readable[i] = False
-            unreadable.append(f"{files[gid].name} ({e.__class__.__name__})")
-        if progress and ((i + 1) % chunk == 0 or i + 1 == n):
-            progress(i + 1, n, f"read {i + 1:,}/{n:,} images")
-    if not readable.any():
-        raise FolderSourceError(f"none of the {n:,} images in {images_dir} could be read (e.g. {unreadable[0]})")
+    readable, failed = _read_images(paths, images, image_size_px, progress, chunk)
     if readable.all():
         images.flush()
         del images
         draft.rename(folder / IMAGES_FILE)
-    else:  # compact: the kept images, aligned with the kept rows
-        final = np.lib.format.open_memmap(folder / IMAGES_FILE, mode="w+", dtype=np.float32,
-                                          shape=(int(readable.sum()), *shape[1:]))
-        keep = np.nonzero(readable)[0]
-        for s in range(0, len(keep), chunk):
-            final[s : s + chunk] = images[keep[s : s + chunk]]
-        final.flush()
-        del final, images
+    else:  # compact: only the readable images, in the order of the kept catalog rows
+        keep = np.flatnonzero(readable)
+        if len(keep):
+            final = np.lib.format.open_memmap(folder / IMAGES_FILE, mode="w+", dtype=np.float32,
+                                              shape=(len(keep), *shape[1:]))
+            for s in range(0, len(keep), chunk):
+                final[s : s + chunk] = images[keep[s : s + chunk]]
+            final.flush()
+            del final
+        del images
         draft.unlink()
+        if not len(keep):
+            raise FolderSourceError(f"none of the {len(paths):,} matched images in {images_dir} could be read "
+                                    f"(e.g. {failed[0]})")
         cat = cat[readable].reset_index(drop=True)
     cat = bpt_ratios(cat, min_snr)
     cat.to_parquet(folder / CATALOG_FILE, index=False)
-    skipped = {"missing_image": int((~have).sum()), "unreadable_image": len(unreadable), "examples": unreadable[:5]}
+    skipped = {"missing_image": int((~have).sum()), "unreadable_image": len(failed), "examples": failed[:5]}
     if skipped["missing_image"] or skipped["unreadable_image"]:
-        log.warning("skipped %d catalog rows without an image and %d unreadable images (e.g. %s)",
-                    skipped["missing_image"], skipped["unreadable_image"], ", ".join(unreadable[:3]) or "-")
+        log.warning("skipped %d catalog rows without an image in %s and %d unreadable images (e.g. %s)",
+                    skipped["missing_image"], images_dir, skipped["unreadable_image"], ", ".join(failed[:3]) or "-")
     units = {c: u for c, u in (("oh_p50", "dex"), ("n2", "dex"), ("o3", "dex")) if c in cat}
     meta = {"source": "folder", "is_mock": False, "flux_unit": "display RGB in [0, 1]", "images_dir": str(images_dir),
             "catalogs": [str(catalog_csv), *([str(test_catalog_csv)] if test_catalog_csv else [])],

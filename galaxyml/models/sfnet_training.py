@@ -45,7 +45,8 @@ class SFNetTrainConfig:
     val_fraction: float = 0.1
     """Share of the training galaxies held out for early stopping."""
     patience: int = 4
-    """Epochs without a better validation loss before training stops."""
+    """Epochs without a better validation loss before training stops (counted only once the one-cycle
+    schedule is past its peak, where the validation loss still jumps between epochs)."""
     augment: bool = True
     """Random flips and 90-degree rotations (galaxies have no preferred orientation)."""
     seed: int = 0
@@ -126,6 +127,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.max_lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=cfg.max_lr, total_steps=total)
     gen = torch.Generator().manual_seed(cfg.seed)
+    peak_epoch = math.ceil(0.3 * cfg.epochs)  # OneCycleLR's default pct_start
     history, best, best_state, best_epoch, step, seen = [], math.inf, None, 0, 0, 0
     t0 = time.time()
     for epoch in range(cfg.epochs):
@@ -152,7 +154,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
                         "lr": schedule.get_last_lr()[0], "seconds": time.time() - t0})
         if val < best:
             best, best_epoch, best_state = val, epoch + 1, copy.deepcopy(model.state_dict())
-        elif epoch + 1 - best_epoch >= cfg.patience:
+        elif epoch + 1 - max(best_epoch, peak_epoch) >= cfg.patience:
             break
     model.load_state_dict(best_state)
     with torch.no_grad():  # fold the target standardisation into the head

@@ -15,8 +15,9 @@ TARGET_NAMES = {"oh_p50": "12+log(O/H)", "oh_12": "12+log(O/H)", "n2": "log [NII
 
 
 def axis_label(column: str, unit: str = "") -> str:
+    """Display name of a column with its unit (a unit that only repeats the name, like 12+log(O/H), is dropped)."""
     name = TARGET_NAMES.get(column, column)
-    return f"{name} [{unit}]" if unit else name
+    return f"{name} [{unit}]" if unit and unit != name and not unit.startswith("12+log") else name
 
 
 def predicted_vs_true(true: np.ndarray, pred: np.ndarray, label: str, floor: float | None = None,
@@ -25,15 +26,17 @@ def predicted_vs_true(true: np.ndarray, pred: np.ndarray, label: str, floor: flo
     lo, hi = np.nanpercentile(np.concatenate([true, pred]), [0.5, 99.5])
     pad = 0.05 * (hi - lo)
     lo, hi = lo - pad, hi + pad
-    fig = go.Figure(go.Histogram2d(x=true, y=pred, nbinsx=bins, nbinsy=bins, colorscale="Viridis",
-                                   xbins=dict(start=lo, end=hi), ybins=dict(start=lo, end=hi),
-                                   colorbar=dict(title="galaxies"), zmin=1, hovertemplate=
-                                   "true %{x}<br>predicted %{y}<br>%{z} galaxies<extra></extra>"))
+    edges = np.linspace(lo, hi, bins + 1)
+    counts, _, _ = np.histogram2d(true, pred, bins=[edges, edges])
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    fig = go.Figure(go.Heatmap(x=centres, y=centres, z=np.where(counts > 0, counts, np.nan).T, colorscale="Viridis",
+                               colorbar=dict(title="galaxies"), hoverongaps=False,
+                               hovertemplate="true %{x:.3f}<br>predicted %{y:.3f}<br>%{z} galaxies<extra></extra>"))
     line = np.array([lo, hi])
     if floor:
         fig.add_trace(go.Scatter(x=np.r_[line, line[::-1]], y=np.r_[line + floor, line[::-1] - floor], fill="toself",
                                  line=dict(width=0), fillcolor="rgba(255,255,255,0.15)", hoverinfo="skip",
-                                 name=f"±floor ({floor:g})"))
+                                 name=f"±floor ({floor:.3g})"))
     fig.add_trace(go.Scatter(x=line, y=line, mode="lines", line=dict(color="white", dash="dash"), name="1:1"))
     fig.update_layout(xaxis_title=f"true {label}", yaxis_title=f"predicted {label}", height=420, margin=MARGIN,
                       xaxis_range=[lo, hi], yaxis_range=[lo, hi], legend=dict(orientation="h", y=1.08))
@@ -108,16 +111,18 @@ def bpt_confusion(true_cls: np.ndarray, pred_cls: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def contributions_waterfall(features: list[int], contributions: np.ndarray, bias: float, label: str) -> go.Figure:
-    """A prediction built up as bias + the contribution (activation x head weight) of each active feature."""
-    fig = go.Figure(go.Waterfall(
-        x=["bias", *[f"#{f}" for f in features], "prediction"],
-        measure=["absolute", *["relative"] * len(features), "total"],
-        y=[bias, *contributions, 0.0], text=[f"{bias:.3f}", *[f"{c:+.3f}" for c in contributions],
-                                              f"{bias + float(np.sum(contributions)):.3f}"],
-        increasing=dict(marker_color="#7aa2f7"), decreasing=dict(marker_color="#f7768e"),
-        totals=dict(marker_color="#e0af68")))
-    fig.update_layout(yaxis_title=label, xaxis_title="feature", height=340, margin=MARGIN, showlegend=False)
+def contributions_bars(names: list[str], contributions: np.ndarray, bias: float, label: str) -> go.Figure:
+    """One bar per active feature: its contribution (activation x head weight) to the prediction,
+    which is the bias plus the sum of the bars (the title states both)."""
+    order = np.argsort(np.abs(contributions))
+    c = np.asarray(contributions)[order]
+    fig = go.Figure(go.Bar(x=c, y=[names[i] for i in order], orientation="h",
+                           marker_color=["#7aa2f7" if v >= 0 else "#f7768e" for v in c],
+                           text=[f"{v:+.4f}" for v in c], textposition="outside", cliponaxis=False))
+    fig.update_layout(title=f"prediction {bias + float(np.sum(contributions)):.3f} = bias {bias:.3f} "
+                            f"+ Σ contributions {float(np.sum(contributions)):+.4f}",
+                      xaxis_title=f"contribution to {label}", height=max(260, 34 * len(c) + 90), margin=MARGIN,
+                      xaxis_range=[1.45 * min(c.min(), 0.0), 1.45 * max(c.max(), 0.0)] if len(c) else None)
     return fig
 
 
