@@ -78,6 +78,12 @@ cols[3].metric("Mean when active", f"{row.mean_when_active:.3g}")
 if "max_abs_rho" in row:
     cols[4].metric("Max |ρ|", f"{row.max_abs_rho:.2f}", help=f"Strongest Spearman correlation: {row.best_property}")
     cols[5].metric("Novelty", f"{row.novelty:.2f}", help="1 − R² of the activation regressed on all properties")
+if model.startswith("sfnet"):
+    weights, _, targets = loaders.sfnet_head(atlas, model)
+    st.caption("Head weight" + ("s" if len(targets) > 1 else "") + ": " + ", ".join(
+        f"{weights[j, feature]:+.4f} {t} per unit of activation" for j, t in enumerate(targets))
+        + f" — the feature's contribution to a prediction is its activation times this weight "
+          f"([predictions page](/predictions?run={atlas.name}&model={model})).")
 if row.dead:
     st.warning("This feature never fires on this survey (a dead latent).")
 elif row.density > 0.1:

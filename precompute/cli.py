@@ -14,10 +14,8 @@ EPILOG = """examples:
   python -m precompute --preset quick --run test    a 1,000-galaxy atlas in under a minute
   python -m precompute --run demo --set sae.k=16    change one setting; only affected stages rerun
   python -m precompute --list                       presets and stages
-  python -m precompute --source folder --images cutouts/ --catalog train.csv \
-      --test-catalog test.csv --target oh_p50 --run sdss
-                                                    your own cutouts (<objID>.jpg) and CSV; --target bpt
-                                                    trains on the BPT line ratios instead
+  python -m precompute --source folder --images cutouts/ --catalog train.csv --test-catalog test.csv --target oh_p50 --run sdss
+                                                    your own <objID>.jpg cutouts and CSV (--target bpt: line ratios)
   python -m precompute --run sdss --only sfnet_metallicity
                                                     one stage (and what it reads, plus thumbnails)
 
@@ -143,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("presets:", ", ".join(preset_names()))
         for name, st in stages.items():
-            print(f"  {name:<11} reads {', '.join(st.inputs) or '-':<20} {st.description}")
+            print(f"  {name:<18} reads {', '.join(st.inputs) or '-':<28} {st.description}")
         return 0
     from precompute.lock import BuildLocked
     from precompute.runner import BuildCancelled, StageFailed, run_pipeline

@@ -51,6 +51,8 @@ class SFNetTrainConfig:
     """Random flips and 90-degree rotations (galaxies have no preferred orientation)."""
     seed: int = 0
     """Seed of the initialisation, validation split, batch order and augmentation."""
+    device: str = "auto"
+    """Where to train: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.patience < 1:
@@ -59,6 +61,16 @@ class SFNetTrainConfig:
             raise ValueError(f"sfnet val_fraction must be in (0, 0.5), got {self.val_fraction}")
         if self.max_lr <= 0:
             raise ValueError("sfnet max_lr must be positive")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"sfnet device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("sfnet device = 'cuda' but torch sees no CUDA device")
+    return torch.device(name)
 
 
 def input_normalisation(images: np.ndarray, bands: tuple[str, ...]) -> Normalisation:
@@ -91,9 +103,11 @@ def _val_loss(model: SFNet, images: np.ndarray, y: torch.Tensor, idx: np.ndarray
               batch: int) -> float:
     model.eval()
     total = 0.0
+    dev = next(model.parameters()).device
     for s in range(0, len(idx), batch):
         rows = idx[s : s + batch]
-        total += F.mse_loss(model(norm(images[rows])).prediction, y[s : s + batch], reduction="sum").item()
+        total += F.mse_loss(model(norm(images[rows]).to(dev)).prediction, y[s : s + batch].to(dev),
+                            reduction="sum").item()
     model.train()
     return total / (len(idx) * y.shape[1])
 
@@ -121,7 +135,8 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
     y_all = torch.from_numpy(((targets - mu) / sigma).astype(np.float32))
     y_val = y_all[val_idx]
 
-    model = SFNet(model_cfg)
+    device = resolve_device(cfg.device)
+    model = SFNet(model_cfg).to(device)
     steps_per_epoch = math.ceil(len(fit_idx) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.max_lr, weight_decay=cfg.weight_decay)
@@ -140,7 +155,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
             x = norm(images[rows])
             if cfg.augment:
                 x = augment(x, gen)
-            loss = F.mse_loss(model(x).prediction, y_all[rows])
+            loss = F.mse_loss(model(x.to(device)).prediction, y_all[rows].to(device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -157,6 +172,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
         elif epoch + 1 - max(best_epoch, peak_epoch) >= cfg.patience:
             break
     model.load_state_dict(best_state)
+    model = model.cpu()
     with torch.no_grad():  # fold the target standardisation into the head
         s, m = torch.from_numpy(sigma.astype(np.float32)), torch.from_numpy(mu.astype(np.float32))
         model.head.weight.mul_(s[:, None])
@@ -167,14 +183,16 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
 @torch.no_grad()
 def predict(model: SFNet, images: np.ndarray, norm: Normalisation, batch: int = 256,
             progress: Callable[[int, int, str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, T) predictions and (N, F) penultimate features of every galaxy, streamed in batches."""
+    """(N, T) predictions and (N, F) penultimate features of every galaxy, streamed in batches (on the
+    model's device)."""
     model.eval()
+    dev = next(model.parameters()).device
     n = len(images)
     preds = np.empty((n, model.cfg.n_targets), np.float32)
     feats = np.empty((n, model.cfg.widths[-1]), np.float32)
     for s in range(0, n, batch):
-        out = model(norm(images[s : s + batch]))
-        preds[s : s + batch], feats[s : s + batch] = out.prediction.numpy(), out.features.numpy()
+        out = model(norm(images[s : s + batch]).to(dev))
+        preds[s : s + batch], feats[s : s + batch] = out.prediction.cpu().numpy(), out.features.cpu().numpy()
         if progress:
             progress(min(s + batch, n), n, f"predicted {min(s + batch, n):,}/{n:,}")
     return preds, feats

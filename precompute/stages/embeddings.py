@@ -48,7 +48,7 @@ class EmbeddingsConfig:
 
 @register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder"), version=2)
 def embed_survey(ctx: StageContext) -> dict:
-    """Mean-pooled final hidden states of the encoder for every galaxy (or embeddings from a file)."""
+    """Final hidden states, pooled over patches (by their light by default), of the encoder for every galaxy (or embeddings from a file)."""
     survey = Survey.load(ctx.inputs["survey"])
     if ctx.cfg.source == "file":
         x = load_aligned(Path(ctx.cfg.path).expanduser(), survey.catalog["galaxy_id"], ctx.cfg.id_column)

@@ -26,7 +26,7 @@ from galaxyml.models.sfnet import K_CHOICES, SFNetConfig
 from galaxyml.models.sfnet_training import (
     SFNetTrainConfig, fit_sfnet, input_normalisation, predict, regression_metrics, save_sfnet,
 )
-from precompute.stage import StageContext, StageNotApplicable, register
+from precompute.stage import StageContext, StageNotApplicable, log, register
 from precompute.stages.features import interpret_model, property_table
 
 PREDICTIONS_FILE = "predictions.parquet"
@@ -126,6 +126,9 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     has_target = np.isfinite(y).all(1)
     if not has_target.any():
         raise ValueError(f"no galaxy has a finite {', '.join(targets)}; nothing to train on")
+    if not has_target.all():
+        log.warning("%s: %d of %d galaxies have no finite %s; they are predicted but neither trained on nor scored",
+                    ctx.name, int((~has_target).sum()), len(cat), ", ".join(targets))
     held_out = test_mask(cat, cfg.test_fraction, cfg.seed)
     train_idx = np.nonzero(has_target & ~held_out)[0]
     test_idx = np.nonzero(has_target & held_out)[0]
