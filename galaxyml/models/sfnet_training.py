@@ -14,7 +14,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -181,21 +181,23 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
 
 
 @torch.no_grad()
-def predict(model: SFNet, images: np.ndarray, norm: Normalisation, batch: int = 256,
-            progress: Callable[[int, int, str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, T) predictions and (N, F) penultimate features of every galaxy, streamed in batches (on the
-    model's device)."""
+def iter_predictions(model: SFNet, images: np.ndarray, norm: Normalisation, batch: int = 256
+                     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield (first row, (b, T) predictions, (b, F) penultimate features) batch by batch, so that
+    surveys of any size stream through (on the model's device)."""
     model.eval()
     dev = next(model.parameters()).device
-    n = len(images)
-    preds = np.empty((n, model.cfg.n_targets), np.float32)
-    feats = np.empty((n, model.cfg.widths[-1]), np.float32)
-    for s in range(0, n, batch):
+    for s in range(0, len(images), batch):
         out = model(norm(images[s : s + batch]).to(dev))
-        preds[s : s + batch], feats[s : s + batch] = out.prediction.cpu().numpy(), out.features.cpu().numpy()
-        if progress:
-            progress(min(s + batch, n), n, f"predicted {min(s + batch, n):,}/{n:,}")
-    return preds, feats
+        yield s, out.prediction.cpu().numpy(), out.features.cpu().numpy()
+
+
+def predict(model: SFNet, images: np.ndarray, norm: Normalisation, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(N, T) predictions and (N, F) penultimate features of every galaxy (in memory)."""
+    parts = list(iter_predictions(model, images, norm, batch))
+    if not parts:
+        return np.empty((0, model.cfg.n_targets), np.float32), np.empty((0, model.cfg.widths[-1]), np.float32)
+    return np.concatenate([p for _, p, _ in parts]), np.concatenate([f for _, _, f in parts])
 
 
 def save_sfnet(model: SFNet, norm: Normalisation, folder: Path, extra: dict | None = None) -> None:

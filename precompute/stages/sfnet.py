@@ -20,11 +20,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
+from galaxyml import interpret
 from galaxyml.data.survey import Survey
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
 from galaxyml.models.sfnet import K_CHOICES, SFNetConfig
 from galaxyml.models.sfnet_training import (
-    SFNetTrainConfig, fit_sfnet, input_normalisation, predict, regression_metrics, save_sfnet,
+    SFNetTrainConfig, fit_sfnet, input_normalisation, iter_predictions, predict, regression_metrics, save_sfnet,
 )
 from precompute.stage import StageContext, StageNotApplicable, log, register
 from precompute.stages.features import interpret_model, property_table
@@ -108,11 +109,14 @@ def sparse_codes(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return order.astype(np.int32), np.take_along_axis(features, order, 1).astype(np.float32)
 
 
-def _train_one(ctx, cfg, survey, y, train_idx, test_idx, k, floors, norm, targets, label):
+def _train_one(ctx: StageContext, cfg: SFNetStageConfig, survey: Survey, y: np.ndarray, train_idx: np.ndarray,
+               test_idx: np.ndarray, k: int, floors: dict, norm, targets: list[str], label: str):
+    """Train one network with k active features; its fit and its test scores per target."""
     model_cfg = SFNetConfig(n_chan=survey.images.shape[1], widths=cfg.widths, k=k, n_targets=len(targets))
     fit = fit_sfnet(survey.images, y, train_idx, model_cfg, cfg.train_config(), norm,
                     progress=lambda s, t, m: ctx.progress(s, t, f"{label}: {m}"))
-    pred, _ = predict(fit.model, survey.images[test_idx], norm)
+    pred = np.concatenate([predict(fit.model, survey.images[test_idx[s : s + 4096]], norm)[0]
+                           for s in range(0, len(test_idx), 4096)])  # test images read 4,096 at a time
     scores = {t: regression_metrics(pred[:, j], y[test_idx, j], floors.get(t)) for j, t in enumerate(targets)}
     return fit, scores
 
@@ -148,7 +152,18 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
             sweep.append({"k": k, "best_epoch": other.best_epoch, **other_scores})
     sweep.sort(key=lambda r: r["k"] or 10 ** 6)
 
-    pred, feats = predict(fit.model, survey.images, norm, progress=lambda s, t, m: ctx.progress(s, t, f"predicting: {m}"))
+    n_features = cfg.widths[-1]
+    width = cfg.k or n_features
+    pred = np.empty((n_imgs, len(targets)), np.float32)
+    idx = np.lib.format.open_memmap(ctx.out / CODE_INDICES_FILE, mode="w+", dtype=np.int32, shape=(n_imgs, width))
+    val = np.lib.format.open_memmap(ctx.out / CODE_VALUES_FILE, mode="w+", dtype=np.float32, shape=(n_imgs, width))
+    for start, p, f in iter_predictions(fit.model, survey.images, norm):
+        stop = start + len(p)
+        pred[start:stop] = p
+        idx[start:stop], val[start:stop] = sparse_codes(f, cfg.k)
+        ctx.progress(stop, n_imgs, f"predicted {stop:,}/{n_imgs:,} galaxies")
+    idx.flush()
+    val.flush()
     table = pd.DataFrame({"galaxy_id": cat["galaxy_id"].to_numpy(), "test": held_out, "has_target": has_target})
     baseline = {}
     for j, t in enumerate(targets):
@@ -157,10 +172,6 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
         med = float(np.median(y[train_idx, j]))
         baseline[t] = regression_metrics(np.full(len(test_idx), med), y[test_idx, j])["rmse"]
     table.to_parquet(ctx.out / PREDICTIONS_FILE, index=False)
-    idx, val = sparse_codes(feats, cfg.k)
-    np.save(ctx.out / CODE_INDICES_FILE, idx, allow_pickle=False)
-    np.save(ctx.out / CODE_VALUES_FILE, val, allow_pickle=False)
-    n_features = cfg.widths[-1]
     save_sfnet(fit.model, norm, ctx.out, {"targets": targets, "n_latents": n_features, "kind": kind})
     (ctx.out / SWEEP_FILE).write_text(json.dumps(sweep, indent=1))
     (ctx.out / HISTORY_FILE).write_text(json.dumps(fit.history, indent=1))
@@ -171,8 +182,10 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     rng = np.random.default_rng(cfg.seed)
     sample = np.sort(rng.choice(n_imgs, min(n_imgs, cfg.sample_galaxies), replace=False))
     props = property_table(survey).iloc[sample].reset_index(drop=True)
-    feature_metrics = interpret_model(ctx, ctx.name, ctx.out, survey, sample, props, idx[sample], val[sample],
-                                      summary.stats, ctx.out, directions=feats[sample].T)
+    idx_s, val_s = np.asarray(idx[sample]), np.asarray(val[sample])
+    profiles = interpret.dense_activations(idx_s, val_s, n_features).T  # nearest features: by activation profile
+    feature_metrics = interpret_model(ctx, ctx.name, ctx.out, survey, sample, props, idx_s, val_s,
+                                      summary.stats, ctx.out, directions=profiles)
     main = sweep[[r["k"] for r in sweep].index(cfg.k)]
     return {
         "targets": targets, "k": cfg.k, "n_features": n_features, "n_train": int(len(train_idx)),
