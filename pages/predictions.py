@@ -7,7 +7,6 @@ Deep link: ``/predictions?run=demo&model=sfnet_metallicity&target=oh_12&galaxy=<
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from galaxyml.atlas import FEATURE_MODELS
@@ -65,8 +64,7 @@ def sfnet_section(model: str) -> None:
         st.markdown("**Predicted against true** (test galaxies)")
         st.plotly_chart(predicted_vs_true(true, pred, label, floor), width="stretch")
     with right:
-        props = [c for c in catalog.columns if c != "galaxy_id" and pd.api.types.is_numeric_dtype(catalog[c])
-                 and catalog[c].nunique() > 5]
+        props = loaders.continuous_columns(atlas)
         default = next((c for c in ("log_mstar", "mag_r", target) if c in props), props[0] if props else None)
         if default:
             prop = st.selectbox("Residuals against", props, index=props.index(default))
@@ -100,23 +98,23 @@ def sfnet_section(model: str) -> None:
     c1, c2 = st.columns(2)
     c1.download_button("Outliers (PNG)", png_bytes(np.asarray(thumbs[rows]), captions),
                        file_name=f"{model}_{target}_outliers.png", mime="image/png")
-    c2.download_button("All predictions (CSV)", table.to_csv(index=False), file_name=f"{model}_predictions.csv",
-                       mime="text/csv")
+    c2.download_button("All predictions (CSV)", lambda: table.to_csv(index=False), file_name=f"{model}_predictions.csv",
+                       mime="text/csv", on_click="ignore")
 
     st.subheader("Galaxy drill-down")
-    ids = catalog["galaxy_id"].to_numpy()
-    options = list(ids[rows])
+    row_of = loaders.galaxy_rows(atlas)
+    options = list(catalog["galaxy_id"].to_numpy()[rows])
     wanted = st.query_params.get("galaxy")
-    if wanted and wanted not in options and wanted in set(ids):
+    if wanted and wanted not in options and wanted in row_of:
         options = [wanted, *options]
-    typed = st.text_input("Galaxy id (or pick an outlier below)", value="")
-    if typed and typed not in set(ids):
+    typed = st.text_input("Galaxy id (or pick an outlier below)", value="").strip()
+    if typed and typed not in row_of:
         st.warning(f"No galaxy with id '{typed}' in this atlas.")
     elif typed:
-        options = [typed, *[o for o in options if o != typed]]
+        options, wanted = [typed, *[o for o in options if o != typed]], typed
     galaxy_id = st.selectbox("Galaxy", options, index=options.index(wanted) if wanted in options else 0)
     st.query_params["galaxy"] = galaxy_id
-    g = int(np.nonzero(ids == galaxy_id)[0][0])
+    g = row_of[galaxy_id]
     fs = loaders.feature_set(atlas, model)
     active = fs.features_of(g)
     j = targets.index(target)
@@ -155,8 +153,10 @@ if models:
     st.query_params["model"] = model
     sfnet_section(model)
 else:
-    st.info("This atlas has no SFNet yet: build the *sfnet_metallicity* or *sfnet_bpt* stage to see predictions "
-            "from images.", icon=":material/construction:")
+    reasons = [f"*{m}*: {atlas.manifest['stages'][m]['not_applicable']}" for m in ("sfnet_metallicity", "sfnet_bpt")
+               if atlas.manifest["stages"].get(m, {}).get("not_applicable")]
+    st.info("This atlas has no SFNet: " + ("; ".join(reasons) if reasons else "build the *sfnet_metallicity* or "
+            "*sfnet_bpt* stage to see predictions from images") + ".", icon=":material/construction:")
 
 st.subheader("Linear probes of the encoder embeddings")
 if atlas.ready("probes"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -75,7 +76,10 @@ def _progress_printer(quiet: bool):
             state["bar"].close()
             state["bar"] = None
         elif kind == "stage_skip":
-            print(f"{e['stage']:>10} | unchanged, kept", file=sys.stderr)
+            if state["bar"] is not None:  # a stage that found nothing to do closes its bar
+                state["bar"].close()
+                state["bar"] = None
+            print(f"{e['stage']:>10} | {e['message'].split(': ', 1)[-1]}", file=sys.stderr)
 
     return on_event
 
@@ -95,13 +99,13 @@ def source_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     for flag, key in ((args.images, "dataset_path"), (args.catalog, "catalog_path"),
                       (args.test_catalog, "test_catalog_path")):
         if flag:
-            sets.append(f'survey.{key}="{Path(flag).expanduser().absolute()}"')
+            sets.append(f"survey.{key}={json.dumps(str(Path(flag).expanduser().absolute()))}")  # a TOML string
     if args.target:
         if args.target.lower() == "bpt":
             sets.append('sfnet_bpt.target="n2,o3"')
             skip.append("sfnet_metallicity")
         else:
-            sets.append(f'sfnet_metallicity.target="{args.target}"')
+            sets.append(f"sfnet_metallicity.target={json.dumps(args.target)}")
             skip.append("sfnet_bpt")
     return sets, skip
 
@@ -168,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     except BuildCancelled as e:
         print(f"cancelled: {e}; run the same command again to resume", file=sys.stderr)
         return 130
-    ran = [s for s, a in result.actions.items() if a == "ran"]
-    print(f"atlas ready: {result.run_dir} ({len(ran)} stage(s) built, {len(result.actions) - len(ran)} unchanged)")
+    counts = {a: sum(1 for v in result.actions.values() if v == a) for a in ("ran", "skipped", "not applicable")}
+    print(f"atlas ready: {result.run_dir} ({counts['ran']} stage(s) built, {counts['skipped']} unchanged"
+          + (f", {counts['not applicable']} not applicable to this survey" if counts["not applicable"] else "") + ")")
     return 0

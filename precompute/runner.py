@@ -136,6 +136,7 @@ def _install_signal_handlers() -> Callable[[], None]:
 
 def _not_applicable(manifest: dict, run_dir: Path, name: str, stage: Stage, h: dict, configs: dict, why: str) -> None:
     """Record that a stage has nothing to do on this survey (no folder; loaders treat it as absent)."""
+    shutil.rmtree(run_dir / name, ignore_errors=True)  # an earlier build's folder no longer applies
     manifest["stages"][name] = {**h, "version": stage.version, "config": asdict(configs[name]), "files": {},
                                 "bytes": {}, "metrics": {}, "not_applicable": why, "finished": time.time()}
     save_manifest(run_dir, manifest)

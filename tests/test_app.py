@@ -233,3 +233,17 @@ def test_predictions_page_for_bpt_shows_classes(home_env):
     assert not at.exception and not at.error
     assert any("predicted in their true class" in m.value for m in at.markdown)
     assert at.query_params["target"] == ["o3"] or at.query_params["target"] == "o3"
+
+
+def test_a_typed_galaxy_id_is_shown_and_an_unknown_one_is_named(home_env):
+    atlas = Atlas.open(home_env / "quick")
+    table = atlas.predictions("sfnet_metallicity")
+    galaxy = table["galaxy_id"].iloc[7]
+    at = app("pages/predictions.py")
+    box = next(t for t in at.text_input if t.label.startswith("Galaxy id"))
+    box.input(f" {galaxy} ").run()  # pasted with spaces
+    assert not at.exception
+    assert next(s for s in at.selectbox if s.label == "Galaxy").value == galaxy
+    box = next(t for t in at.text_input if t.label.startswith("Galaxy id"))
+    box.input("no-such-galaxy").run()
+    assert any("No galaxy with id 'no-such-galaxy'" in w.value for w in at.warning)

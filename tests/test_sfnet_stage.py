@@ -152,3 +152,21 @@ def test_target_standardisation_is_folded_into_the_head():
                     Normalisation(1.0, (0.0,) * 3, (1.0,) * 3))
     pred, _ = predict(fit.model, images, Normalisation(1.0, (0.0,) * 3, (1.0,) * 3))
     assert abs(float(np.median(pred)) - 9.0) < 0.3
+
+
+def test_catalog_placeholders_count_as_missing_targets(tmp_path):
+    from precompute.stage import StageContext
+    from precompute.stages.sfnet import run_sfnet
+    from galaxyml.data.mock import MockConfig, write_mock_survey
+
+    survey = write_mock_survey(MockConfig(n_galaxies=200, image_size_px=32), tmp_path / "survey")
+    cat = survey.catalog.copy()
+    cat["oh_p50"] = np.where(np.isfinite(cat["oh_12"]), cat["oh_12"], -99.9)  # MPA-JHU's "no measurement"
+    cat.to_parquet(tmp_path / "survey" / "catalog.parquet", index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = SFNetStageConfig(widths=(4, 4, 8, 8), epochs=1, k=2, sample_galaxies=100)
+    metrics = run_sfnet(StageContext("sfnet_metallicity", cfg, out, {"survey": tmp_path / "survey"}), "metallicity")
+    assert metrics["targets"] == ["oh_p50"]
+    assert metrics["n_without_target"] == int((~np.isfinite(cat["oh_12"])).sum())
+    assert 8.0 < np.median(pd.read_parquet(out / "predictions.parquet")["pred_oh_p50"]) < 9.5

@@ -82,3 +82,25 @@ def sfnet_sweep(atlas: Atlas, model: str) -> list[dict]:
 def probes(atlas: Atlas) -> pd.DataFrame:
     """Linear-probe scores per property."""
     return _cached(atlas, "probes", ("probes",))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _galaxy_rows(path: str, key: str) -> dict[str, int]:
+    ids = Atlas.open(path).catalog()["galaxy_id"].to_numpy()
+    return {g: i for i, g in enumerate(ids)}
+
+
+def galaxy_rows(atlas: Atlas) -> dict[str, int]:
+    """galaxy_id -> survey row (shared: treat as read-only)."""
+    return _galaxy_rows(str(atlas.path), atlas.manifest["stages"].get("survey", {}).get("hash", ""))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _continuous_columns(path: str, key: str) -> list[str]:
+    cat = Atlas.open(path).catalog()
+    return [c for c in cat.columns if c != "galaxy_id" and pd.api.types.is_numeric_dtype(cat[c]) and cat[c].nunique() > 5]
+
+
+def continuous_columns(atlas: Atlas) -> list[str]:
+    """Numeric catalog columns with more than five distinct values."""
+    return _continuous_columns(str(atlas.path), atlas.manifest["stages"].get("survey", {}).get("hash", ""))

@@ -171,10 +171,12 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
             best, best_epoch, best_state = val, epoch + 1, copy.deepcopy(model.state_dict())
         elif epoch + 1 - max(best_epoch, peak_epoch) >= cfg.patience:
             break
+    if best_state is None:
+        raise ValueError("sfnet training diverged (the validation loss was never finite); lower max_lr")
     model.load_state_dict(best_state)
-    model = model.cpu()
     with torch.no_grad():  # fold the target standardisation into the head
-        s, m = torch.from_numpy(sigma.astype(np.float32)), torch.from_numpy(mu.astype(np.float32))
+        s = torch.from_numpy(sigma.astype(np.float32)).to(device)
+        m = torch.from_numpy(mu.astype(np.float32)).to(device)
         model.head.weight.mul_(s[:, None])
         model.head.bias.mul_(s).add_(m)
     return FitResult(model.eval(), norm, history, best_epoch, seen / max(time.time() - t0, 1e-9))
@@ -203,7 +205,7 @@ def predict(model: SFNet, images: np.ndarray, norm: Normalisation, batch: int = 
 def save_sfnet(model: SFNet, norm: Normalisation, folder: Path, extra: dict | None = None) -> None:
     """Weights as safetensors and a JSON config (network shape, input normalisation, ``extra``)."""
     folder = Path(folder)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_FILE))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_FILE))
     cfg = {**model.config(), "widths": list(model.cfg.widths)}
     (folder / CONFIG_FILE).write_text(json.dumps({"model": cfg, "normalisation": asdict(norm), **(extra or {})},
                                                  indent=1))

@@ -14,6 +14,14 @@ MARGIN = dict(l=10, r=10, t=30, b=10)
 TARGET_NAMES = {"oh_p50": "12+log(O/H)", "oh_12": "12+log(O/H)", "n2": "log [NII]/Hα", "o3": "log [OIII]/Hβ"}
 
 
+MAX_POINTS = 20_000
+"""Most points a scatter draws (a seeded random subset beyond that); statistics use every galaxy."""
+
+
+def _subsample(n: int, limit: int = MAX_POINTS) -> np.ndarray:
+    return np.arange(n) if n <= limit else np.sort(np.random.default_rng(0).choice(n, limit, replace=False))
+
+
 def axis_label(column: str, unit: str = "") -> str:
     """Display name of a column with its unit (a unit that only repeats the name, like 12+log(O/H), is dropped)."""
     name = TARGET_NAMES.get(column, column)
@@ -49,12 +57,14 @@ def binned_residuals(x: np.ndarray, resid: np.ndarray, x_label: str, y_label: st
     """Residuals against a property: points, the binned median and the 16-84th percentile band."""
     ok = np.isfinite(x) & np.isfinite(resid)
     x, resid = x[ok], resid[ok]
+    shown = _subsample(len(x))
     edges = np.unique(np.nanpercentile(x, np.linspace(0, 100, bins + 1)))
     which = np.clip(np.digitize(x, edges[1:-1]), 0, len(edges) - 2)
     rows = [(x[which == b].mean(), *np.percentile(resid[which == b], [16, 50, 84]))
             for b in range(len(edges) - 1) if (which == b).sum() >= 5]
-    fig = go.Figure(go.Scattergl(x=x, y=resid, mode="markers", marker=dict(size=3, color="#7aa2f7", opacity=0.35),
-                                 name="galaxies"))
+    fig = go.Figure(go.Scattergl(x=x[shown], y=resid[shown], mode="markers", name="galaxies" + (
+        f" ({len(shown):,} of {len(x):,} drawn)" if len(shown) < len(x) else ""),
+        marker=dict(size=3, color="#7aa2f7", opacity=0.35)))
     if rows:
         c, p16, p50, p84 = map(np.array, zip(*rows))
         fig.add_trace(go.Scatter(x=np.r_[c, c[::-1]], y=np.r_[p84, p16[::-1]], fill="toself", line=dict(width=0),
@@ -87,10 +97,12 @@ def bpt_diagram(n2: np.ndarray, o3: np.ndarray, agrees: np.ndarray, title: str) 
     """Galaxies in the BPT plane, coloured by whether the predicted class equals the true class,
     with the Kauffmann et al. (2003) and Kewley et al. (2001) lines."""
     fig = go.Figure()
+    drawn = np.zeros(len(n2), bool)
+    drawn[_subsample(len(n2))] = True
     for mask, name, colour in ((agrees, "predicted class = true class", "#9ece6a"),
                                (~agrees, "predicted class ≠ true class", "#f7768e")):
-        fig.add_trace(go.Scattergl(x=n2[mask], y=o3[mask], mode="markers", name=f"{name} ({mask.sum():,})",
-                                   marker=dict(size=4, color=colour, opacity=0.6)))
+        fig.add_trace(go.Scattergl(x=n2[mask & drawn], y=o3[mask & drawn], mode="markers",
+                                   name=f"{name} ({mask.sum():,})", marker=dict(size=4, color=colour, opacity=0.6)))
     x1 = np.linspace(-2.0, 0.04, 200)
     x2 = np.linspace(-2.0, 0.46, 200)
     fig.add_trace(go.Scatter(x=x1, y=kauffmann_o3(x1), mode="lines", line=dict(color="white", dash="dash"),

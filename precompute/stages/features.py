@@ -57,8 +57,10 @@ def decoder_directions(folder: Path, model: str) -> np.ndarray:
     return load_file(str(folder / "sae.safetensors"))["W_dec"]
 
 
-def property_table(survey: Survey) -> pd.DataFrame:
-    cat = survey.catalog
+def property_table(survey: Survey, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The physical properties (float64) of the galaxies ``rows`` (all by default), index reset; only
+    columns that vary over those galaxies."""
+    cat = survey.catalog if rows is None else survey.catalog.iloc[rows].reset_index(drop=True)
     cols = [c for c in survey.property_columns() if c not in NOT_PROPERTIES and cat[c].nunique() > 1]
     return cat[cols].astype(np.float64)
 
@@ -108,14 +110,14 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
     return metrics
 
 
-@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=4)
+@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=5)
 def summarise_features(ctx: StageContext) -> dict:
     """Statistics, top galaxies, histograms and interpretability of every feature model."""
     survey = Survey.load(ctx.inputs["survey"])
     n = len(survey)
     rng = np.random.default_rng(ctx.cfg.seed)
     sample = np.sort(rng.choice(n, min(n, ctx.cfg.sample_galaxies), replace=False))
-    props = property_table(survey).iloc[sample].reset_index(drop=True)
+    props = property_table(survey, sample)
     metrics = {}
     for model in FEATURE_MODELS:
         folder = ctx.inputs[model]

@@ -78,7 +78,7 @@ def linear_probes(ctx: StageContext) -> dict:
     rng = np.random.default_rng(cfg.seed)
     sample = np.sort(rng.choice(n, min(n, cfg.sample_galaxies), replace=False))
     x = np.asarray(emb[sample], np.float64)
-    props = property_table(survey).iloc[sample]
+    props = property_table(survey, sample)
     units = survey.meta.get("units", {})
     rows = []
     for i, col in enumerate(props.columns):

@@ -36,12 +36,17 @@ HISTORY_FILE = "history.json"
 METALLICITY_COLUMNS = ("oh_p50", "oh_12")
 """Metallicity columns looked for, in order: the MPA-JHU median (real data), the mock's truth."""
 BPT_COLUMNS = ("n2", "o3")
+MISSING_AT_OR_BELOW = -99.0
+"""Target values at or below this are catalog placeholders for "no measurement" (MPA-JHU writes -99.9
+or -9999) and are treated as missing."""
 
 
 @dataclass(frozen=True)
 class SFNetStageConfig(SFNetTrainConfig):
     """An SFNet stage: the network's shape, the sparsities trained, the split and the schedule."""
 
+    epochs: int = 8
+    """Most passes over the training galaxies (the demo's setting; the full preset trains 20)."""
     target: str = ""
     """Target column(s), comma-separated; empty: oh_p50 (else oh_12) for metallicity, n2,o3 for BPT."""
     k: int = 8
@@ -66,6 +71,8 @@ class SFNetStageConfig(SFNetTrainConfig):
                 raise ValueError(f"sfnet k = {k} exceeds the {self.widths[-1]} features (widths[-1])")
         if not 0.0 < self.test_fraction < 0.9:
             raise ValueError(f"sfnet test_fraction must be in (0, 0.9), got {self.test_fraction}")
+        if self.sample_galaxies < 100 or self.top_n < 1:
+            raise ValueError("sfnet sample_galaxies >= 100 and top_n >= 1 are required")
 
     def train_config(self) -> SFNetTrainConfig:
         return SFNetTrainConfig(**{f.name: getattr(self, f.name) for f in fields(SFNetTrainConfig)})
@@ -127,21 +134,32 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     cat = survey.catalog
     targets = target_columns(cfg, kind, cat)
     y = cat[targets].to_numpy(np.float64)
+    placeholder = y <= MISSING_AT_OR_BELOW
+    if placeholder.any():
+        log.warning("%s: %d values of %s at or below %g are taken as missing (catalog placeholders)", ctx.name,
+                    int(placeholder.sum()), ", ".join(targets), MISSING_AT_OR_BELOW)
+        y = np.where(placeholder, np.nan, y)
     has_target = np.isfinite(y).all(1)
     if not has_target.any():
-        raise ValueError(f"no galaxy has a finite {', '.join(targets)}; nothing to train on")
+        why = f"no galaxy has a finite {', '.join(targets)}"
+        if not cfg.target:
+            raise StageNotApplicable(why)
+        raise ValueError(f"{why}; nothing to train on")
     if not has_target.all():
         log.warning("%s: %d of %d galaxies have no finite %s; they are predicted but neither trained on nor scored",
                     ctx.name, int((~has_target).sum()), len(cat), ", ".join(targets))
     held_out = test_mask(cat, cfg.test_fraction, cfg.seed)
     train_idx = np.nonzero(has_target & ~held_out)[0]
     test_idx = np.nonzero(has_target & held_out)[0]
-    if len(test_idx) < 2:
-        raise ValueError(f"only {len(test_idx)} test galaxies have a finite target; raise test_fraction")
+    if len(test_idx) < 2 or len(train_idx) < 20:
+        where = ("the survey's test split (split == 'test')" if "split" in cat
+                 else f"a test share of {cfg.test_fraction:g} (sfnet_{kind}.test_fraction)")
+        raise ValueError(f"{len(train_idx)} training and {len(test_idx)} test galaxies have a finite "
+                         f"{', '.join(targets)} with {where}; at least 20 and 2 are needed")
     floors = survey.meta.get("prediction_floors", {})
     n_imgs = len(survey)
-    norm = input_normalisation(survey.images[np.sort(np.random.default_rng(cfg.seed).choice(n_imgs, min(n_imgs, 2048),
-                                                                                           replace=False))], survey.bands)
+    fit_rows = np.sort(np.random.default_rng(cfg.seed).choice(train_idx, min(len(train_idx), 2048), replace=False))
+    norm = input_normalisation(survey.images[fit_rows], survey.bands)  # input scaling from training images only
     sweep: list[dict] = []
     fit, scores = _train_one(ctx, cfg, survey, y, train_idx, test_idx, cfg.k, floors, norm, targets, f"k={cfg.k or 'all'}")
     sweep.append({"k": cfg.k, "best_epoch": fit.best_epoch, **{t: s for t, s in scores.items()}})
@@ -181,7 +199,7 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     write_summary(summary, ctx.out)
     rng = np.random.default_rng(cfg.seed)
     sample = np.sort(rng.choice(n_imgs, min(n_imgs, cfg.sample_galaxies), replace=False))
-    props = property_table(survey).iloc[sample].reset_index(drop=True)
+    props = property_table(survey, sample)
     idx_s, val_s = np.asarray(idx[sample]), np.asarray(val[sample])
     profiles = interpret.dense_activations(idx_s, val_s, n_features).T  # nearest features: by activation profile
     feature_metrics = interpret_model(ctx, ctx.name, ctx.out, survey, sample, props, idx_s, val_s,
