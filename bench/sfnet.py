@@ -124,11 +124,11 @@ def main() -> None:
         return
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; k = {args.k}; train batch 64, inference batch 256")
-    print(f"{'widths':<22} {'size':>5} {'train img/s':>12} {'infer img/s':>12} {'infer/train':>11}")
+    print(f"{'widths':<34} {'size':>5} {'train img/s':>12} {'infer img/s':>12} {'infer/train':>11}")
     for label, widths in WIDTHS.items():
         for size in args.sizes:
             tr, inf = throughput(widths, size, args.k, args.device, args.repeats, args.steps)
-            print(f"{label + ' ' + str(widths):<22} {size:>5} {tr:12.1f} {inf:12.1f} {inf / tr:11.2f}", flush=True)
+            print(f"{label + ' ' + str(widths):<34} {size:>5} {tr:12.1f} {inf:12.1f} {inf / tr:11.2f}", flush=True)
 
 
 if __name__ == "__main__":

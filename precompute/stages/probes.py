@@ -57,7 +57,7 @@ def probe_property(x: np.ndarray, y: np.ndarray, folds: int, seed: int, min_clas
         labels = (y == values[1]).astype(int)
         if min(labels.sum(), len(labels) - labels.sum()) < max(min_class_count, folds):
             return None
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200))
         cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
         proba = cross_val_predict(model, x, labels, cv=cv, method="predict_proba")[:, 1]
         return {"kind": "binary", "score": accuracy_score(labels, proba > 0.5), "metric": "accuracy",
