@@ -84,8 +84,10 @@ def sfnet_section(model: str) -> None:
         pred_cls = bpt_classify(test["pred_n2"], test["pred_o3"])
         agrees = true_cls == pred_cls
         b1, b2 = st.columns([3, 2])
-        b1.plotly_chart(bpt_diagram(test["pred_n2"].to_numpy(), test["pred_o3"].to_numpy(), agrees,
-                                    "Predicted line ratios, coloured by class agreement"), width="stretch")
+        which = b1.radio("Place galaxies at their", ["predicted", "true"], horizontal=True,
+                         format_func=lambda w: f"{w} line ratios")
+        b1.plotly_chart(bpt_diagram(test[f"{which[:4]}_n2"].to_numpy(), test[f"{which[:4]}_o3"].to_numpy(), agrees,
+                                    f"{which.capitalize()} line ratios, coloured by class agreement"), width="stretch")
         b2.markdown(f"**BPT classes** (test galaxies): {agrees.mean():.1%} predicted in their true class")
         b2.dataframe(bpt_confusion(true_cls, pred_cls), width="stretch")
 

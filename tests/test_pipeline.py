@@ -176,7 +176,7 @@ def test_unknown_keys_and_bad_values_name_the_field():
 
 
 def test_unknown_preset_lists_the_available_ones():
-    with pytest.raises(ConfigError, match=r"no preset named 'nope' \(available: demo, large, quick"):
+    with pytest.raises(ConfigError, match=r"no preset named 'nope' \(available: demo, full, large, quick"):
         read_preset("nope")
 
 
