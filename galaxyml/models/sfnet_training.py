@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from galaxyml.models.augment import flip_rotate
 from galaxyml.models.encoder import Normalisation
 from galaxyml.models.sfnet import SFNet, SFNetConfig
 
@@ -78,13 +79,6 @@ def input_normalisation(images: np.ndarray, bands: tuple[str, ...]) -> Normalisa
     (a softening of 1 leaves asinh nearly linear there)."""
     softening = 1.0 if tuple(bands) == ("R", "G", "B") else 0.02
     return Normalisation.fit(np.asarray(images), softening)
-
-
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and rotation by a multiple of 90 degrees (one draw per batch)."""
-    if torch.rand((), generator=gen) < 0.5:
-        x = x.flip(-1)
-    return torch.rot90(x, int(torch.randint(4, (), generator=gen)), dims=(-2, -1))
 
 
 @dataclass
@@ -154,7 +148,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
                 continue
             x = norm(images[rows])
             if cfg.augment:
-                x = augment(x, gen)
+                x = flip_rotate(x, gen)
             loss = F.mse_loss(model(x.to(device)).prediction, y_all[rows].to(device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

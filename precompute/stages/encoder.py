@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from galaxyml.data.survey import Survey
+from galaxyml.models.augment import flip_rotate
 from galaxyml.models.encoder import AstroPT, AstroPTConfig, Normalisation, save_encoder
 from precompute.stage import StageContext, register
 
@@ -64,13 +65,6 @@ def get_lr(step: int, total: int, cfg: EncoderConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and rotation by a multiple of 90 degrees, one draw per batch."""
-    if torch.rand((), generator=gen) < 0.5:
-        x = x.flip(-1)
-    return torch.rot90(x, int(torch.randint(4, (), generator=gen)), dims=(-2, -1))
-
-
 @torch.no_grad()
 def evaluate(model: AstroPT, images: np.ndarray, idx: np.ndarray, norm: Normalisation, batch: int) -> float:
     model.eval()
@@ -109,7 +103,7 @@ def train_encoder(ctx: StageContext) -> dict:
         for s in range(0, len(order), cfg.batch_size):
             x = norm(images[np.sort(order[s : s + cfg.batch_size])])
             if cfg.augment:
-                x = augment(x, gen)
+                x = flip_rotate(x, gen)
             for group in optimiser.param_groups:
                 group["lr"] = get_lr(step, total_steps, cfg)
             loss = model(x).loss
