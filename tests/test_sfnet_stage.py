@@ -154,7 +154,7 @@ def test_target_standardisation_is_folded_into_the_head():
     assert abs(float(np.median(pred)) - 9.0) < 0.3
 
 
-def test_catalog_placeholders_count_as_missing_targets(tmp_path):
+def test_catalog_placeholders_count_as_missing_targets_and_the_k_sweep_is_scored(tmp_path):
     from precompute.stage import StageContext
     from precompute.stages.sfnet import run_sfnet
     from galaxyml.data.mock import MockConfig, write_mock_survey
@@ -165,8 +165,10 @@ def test_catalog_placeholders_count_as_missing_targets(tmp_path):
     cat.to_parquet(tmp_path / "survey" / "catalog.parquet", index=False)
     out = tmp_path / "out"
     out.mkdir()
-    cfg = SFNetStageConfig(widths=(4, 4, 8, 8), epochs=1, k=2, sample_galaxies=100)
+    cfg = SFNetStageConfig(widths=(4, 4, 8, 8), epochs=1, k=2, k_sweep=(0, 2), sample_galaxies=100)
     metrics = run_sfnet(StageContext("sfnet_metallicity", cfg, out, {"survey": tmp_path / "survey"}), "metallicity")
     assert metrics["targets"] == ["oh_p50"]
     assert metrics["n_without_target"] == int((~np.isfinite(cat["oh_12"])).sum())
     assert 8.0 < np.median(pd.read_parquet(out / "predictions.parquet")["pred_oh_p50"]) < 9.5
+    assert list(metrics["rmse_by_k"]) == ["2", "0"]  # the sweep, all features last; k = 2 trained once
+    assert (np.load(out / "codes_indices.npy").shape[1], metrics["k"]) == (2, 2)  # the browsed network is k = 2

@@ -128,7 +128,25 @@ def _train_one(ctx: StageContext, cfg: SFNetStageConfig, survey: Survey, y: np.n
     return fit, scores
 
 
+def _predict_all(ctx: StageContext, fit, images: np.ndarray, norm, k: int, n_targets: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predict every galaxy; the sparse codes stream into memmaps in the stage folder."""
+    n, width = len(images), k or fit.model.cfg.widths[-1]
+    pred = np.empty((n, n_targets), np.float32)
+    idx = np.lib.format.open_memmap(ctx.out / CODE_INDICES_FILE, mode="w+", dtype=np.int32, shape=(n, width))
+    val = np.lib.format.open_memmap(ctx.out / CODE_VALUES_FILE, mode="w+", dtype=np.float32, shape=(n, width))
+    for start, p, f in iter_predictions(fit.model, images, norm):
+        stop = start + len(p)
+        pred[start:stop] = p
+        idx[start:stop], val[start:stop] = sparse_codes(f, k)
+        ctx.progress(stop, n, f"predicted {stop:,}/{n:,} galaxies")
+    idx.flush()
+    val.flush()
+    return pred, idx, val
+
+
 def run_sfnet(ctx: StageContext, kind: str) -> dict:
+    """Train, sweep, predict and summarise one SFNet stage (``kind``: metallicity or bpt); its metrics."""
     cfg: SFNetStageConfig = ctx.cfg
     survey = Survey.load(ctx.inputs["survey"])
     cat = survey.catalog
@@ -161,27 +179,15 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     fit_rows = np.sort(np.random.default_rng(cfg.seed).choice(train_idx, min(len(train_idx), 2048), replace=False))
     norm = input_normalisation(survey.images[fit_rows], survey.bands)  # input scaling from training images only
     sweep: list[dict] = []
-    fit, scores = _train_one(ctx, cfg, survey, y, train_idx, test_idx, cfg.k, floors, norm, targets, f"k={cfg.k or 'all'}")
-    sweep.append({"k": cfg.k, "best_epoch": fit.best_epoch, **{t: s for t, s in scores.items()}})
-    for k in dict.fromkeys(cfg.k_sweep):
-        if k != cfg.k:
-            other, other_scores = _train_one(ctx, cfg, survey, y, train_idx, test_idx, k, floors, norm, targets,
-                                             f"sweep k={k or 'all'}")
-            sweep.append({"k": k, "best_epoch": other.best_epoch, **other_scores})
+    for k in dict.fromkeys((cfg.k, *cfg.k_sweep)):  # the browsed k first, then the rest of the sweep
+        fit_k, scores = _train_one(ctx, cfg, survey, y, train_idx, test_idx, k, floors, norm, targets,
+                                   f"k={k or 'all'}" if k == cfg.k else f"sweep k={k or 'all'}")
+        sweep.append({"k": k, "best_epoch": fit_k.best_epoch, **scores})
+        if k == cfg.k:
+            fit = fit_k
     sweep.sort(key=lambda r: r["k"] or 10 ** 6)
-
     n_features = cfg.widths[-1]
-    width = cfg.k or n_features
-    pred = np.empty((n_imgs, len(targets)), np.float32)
-    idx = np.lib.format.open_memmap(ctx.out / CODE_INDICES_FILE, mode="w+", dtype=np.int32, shape=(n_imgs, width))
-    val = np.lib.format.open_memmap(ctx.out / CODE_VALUES_FILE, mode="w+", dtype=np.float32, shape=(n_imgs, width))
-    for start, p, f in iter_predictions(fit.model, survey.images, norm):
-        stop = start + len(p)
-        pred[start:stop] = p
-        idx[start:stop], val[start:stop] = sparse_codes(f, cfg.k)
-        ctx.progress(stop, n_imgs, f"predicted {stop:,}/{n_imgs:,} galaxies")
-    idx.flush()
-    val.flush()
+    pred, idx, val = _predict_all(ctx, fit, survey.images, norm, cfg.k, len(targets))
     table = pd.DataFrame({"galaxy_id": cat["galaxy_id"].to_numpy(), "test": held_out, "has_target": has_target})
     baseline = {}
     for j, t in enumerate(targets):
