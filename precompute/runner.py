@@ -26,7 +26,7 @@ from galaxyml.atlas import (
 from precompute import lock
 from precompute.config import canonical_json, sha256_text
 from precompute.progress import ProgressLog
-from precompute.stage import Stage, StageContext, StageNotApplicable, log
+from precompute.stage import Stage, StageContext, StageNotApplicable, external_fingerprint, log
 
 LIBRARIES = ("numpy", "torch", "faiss-cpu", "astropy", "pandas", "scikit-learn", "safetensors")
 
@@ -43,7 +43,11 @@ def stage_hashes(stages: dict[str, Stage], configs: dict[str, Any]) -> dict[str,
     """For every stage: config_hash, input_hashes and the combined hash, in registry order."""
     out: dict[str, dict[str, Any]] = {}
     for name, stage in stages.items():
-        config_hash = sha256_text(canonical_json({"stage": name, "version": stage.version, "config": configs[name]}))
+        described = {"stage": name, "version": stage.version, "config": configs[name]}
+        external = external_fingerprint(configs[name])
+        if external:  # only stages that read the user's files carry it, so other hashes stay as they were
+            described["external_files"] = external
+        config_hash = sha256_text(canonical_json(described))
         inputs = {dep: out[dep]["hash"] for dep in stage.inputs}
         out[name] = {
             "config_hash": config_hash,

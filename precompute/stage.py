@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,31 @@ def register(name: str, config_cls: type, inputs: tuple[str, ...] = (), version:
         return fn
 
     return wrap
+
+
+def path_fingerprint(path: str | os.PathLike) -> list:
+    """Size and modification time of a file, or of every file under a folder (sorted walk): what a
+    rerun compares to notice that the user's data changed in place."""
+    p = os.fspath(os.path.expanduser(path))
+    if os.path.isfile(p):
+        st = os.stat(p)
+        return [st.st_size, st.st_mtime_ns]
+    if not os.path.isdir(p):
+        return ["missing"]
+    entries = []
+    for root, dirs, files in os.walk(p):
+        dirs.sort()
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            entries.append([os.path.relpath(os.path.join(root, name), p), st.st_size, st.st_mtime_ns])
+    return entries
+
+
+def external_fingerprint(cfg: Any) -> dict[str, list] | None:
+    """Fingerprints of the files outside the run that a stage's config names (its ``input_files()``,
+    if it has one), so that editing a CSV or adding images reruns the stage; None when it names none."""
+    files = [f for f in getattr(cfg, "input_files", lambda: [])() if f]
+    return {f: path_fingerprint(f) for f in files} or None
 
 
 def all_stages() -> dict[str, Stage]:

@@ -125,3 +125,18 @@ def test_images_stay_aligned_with_their_ids(tmp_path):
     for row, obj in enumerate((BASE_ID, BASE_ID + 2, BASE_ID + 3)):
         np.testing.assert_allclose(survey.images[row, :, 8, 8], np.array(colours[obj]) / 255, atol=0.01)
     assert set(survey.catalog["split"]) <= {"train", "test"}
+
+
+def test_editing_the_csv_in_place_rebuilds_on_rerun(sdss_like, capsys):
+    d = sdss_like
+    args = ["--preset", "quick", "--source", "folder", "--images", str(d["images"]), "--catalog", str(d["train"]),
+            "--only", "thumbnails", "--home", str(d["home"]), "--run", "edit", "--quiet"]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert "2 unchanged" in capsys.readouterr().out  # same files: nothing rebuilt
+    cat = pd.read_csv(d["train"], dtype={"objID": str})
+    cat.loc[0, "oh_p50"] = 9.9
+    cat.to_csv(d["train"], index=False)
+    assert main(args) == 0
+    assert "2 stage(s) built" in capsys.readouterr().out  # the survey and what reads it are rebuilt
+    assert Atlas.open(d["home"] / "edit").catalog()["oh_p50"].iloc[0] == 9.9

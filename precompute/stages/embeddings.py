@@ -25,8 +25,8 @@ class EmbeddingsConfig:
     source: Literal["encoder", "file"] = "encoder"
     """``encoder``: the astroPT-style encoder of this atlas; ``file``: precomputed embeddings at ``path``."""
     path: str = ""
-    """With source = file: a .parquet (galaxy_id + vector) or .npy (+ .ids.txt) file. Rerun with
-    ``--force embeddings`` after changing the file's content."""
+    """With source = file: a .parquet (galaxy_id + vector) or .npy (+ .ids.txt) file. A rerun notices
+    when the file changes (size or modification time) and recomputes the stage."""
     id_column: str = "galaxy_id"
     """With source = file: the id column of a parquet file."""
     pooling: Literal["light", "mean"] = "light"
@@ -34,6 +34,12 @@ class EmbeddingsConfig:
     ``galaxyml.models.encoder.patch_light``) or with a plain mean (``mean``, as astroPT)."""
     batch_size: int = 256
     """Galaxies encoded per batch."""
+
+    def input_files(self) -> list[str]:
+        """The embeddings file read with source = file (a change to it recomputes the stage)."""
+        if self.source != "file":
+            return []
+        return [self.path, str(Path(self.path).with_suffix(".ids.txt"))] if self.path.endswith(".npy") else [self.path]
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

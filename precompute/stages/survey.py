@@ -38,6 +38,12 @@ class SurveyConfig(MockConfig):
     bpt_min_snr: float = 3.0
     """With source = folder: S/N every BPT line needs for N2 and O3 to be computed from the fluxes."""
 
+    def input_files(self) -> list[str]:
+        """The user's files this survey is read from (a change to them rebuilds the survey)."""
+        if self.source == "folder":
+            return [self.dataset_path, self.catalog_path, self.test_catalog_path]
+        return [self.dataset_path] if self.source == "hf" else []
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.source not in ("mock", "hf", "folder"):
