@@ -6,6 +6,7 @@ page switches and browser refreshes, and a cancel stops its whole process group.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 from precompute import lock
-from precompute.config import preset_path, read_preset
+from precompute.config import ConfigError, preset_path, read_preset
 from precompute.progress import BuildProgress, read_events, summarise
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,18 @@ def build_status(run_dir: Path) -> BuildProgress:
     return status
 
 
+def _refuse_replacing_user_data(run_dir: Path, source: str) -> None:
+    """A preset build into a run made from the user's own files would replace its survey: refuse."""
+    try:
+        built = json.loads((run_dir / "manifest.json").read_text()).get("config", {}).get("survey", {})
+    except (OSError, ValueError):
+        return
+    if built.get("source", "mock") not in ("mock", source):
+        raise ConfigError(f"atlas '{run_dir.name}' was built from your files (survey.source = {built['source']}, "
+                          f"{built.get('dataset_path', '')}); this preset would replace them with the mock universe. "
+                          f"Choose another run name, or rebuild it from the command line with its --source options.")
+
+
 def start_build(home: Path, run: str, preset: str, overrides: tuple[str, ...] = ()) -> int:
     """Spawn a build of ``preset`` into ``home/run``; returns the builder's pid.
 
@@ -41,7 +54,8 @@ def start_build(home: Path, run: str, preset: str, overrides: tuple[str, ...] = 
     :class:`precompute.config.ConfigError` for an unknown or malformed preset.
     """
     preset_file = preset_path(preset)
-    read_preset(preset)  # a malformed preset fails here, in the caller, with its message
+    wanted = read_preset(preset).get("survey", {}).get("source", "mock")  # a malformed preset fails here
+    _refuse_replacing_user_data(home / run, wanted)
     from precompute.runner import prepare_run_dir
 
     run_dir = prepare_run_dir(home, run)

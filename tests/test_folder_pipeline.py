@@ -140,3 +140,15 @@ def test_editing_the_csv_in_place_rebuilds_on_rerun(sdss_like, capsys):
     assert main(args) == 0
     assert "2 stage(s) built" in capsys.readouterr().out  # the survey and what reads it are rebuilt
     assert Atlas.open(d["home"] / "edit").catalog()["oh_p50"].iloc[0] == 9.9
+
+
+def test_a_preset_build_from_the_app_does_not_replace_an_atlas_of_the_users_files(sdss_like):
+    from precompute.config import ConfigError
+    from precompute.jobs import start_build
+
+    d = sdss_like
+    assert main(["--preset", "quick", "--source", "folder", "--images", str(d["images"]), "--catalog", str(d["train"]),
+                 "--only", "thumbnails", "--home", str(d["home"]), "--run", "mine", "--quiet"]) == 0
+    with pytest.raises(ConfigError, match="built from your files"):
+        start_build(d["home"], "mine", "demo")
+    assert Atlas.open(d["home"] / "mine").survey_meta()["source"] == "folder"
