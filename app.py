@@ -91,8 +91,9 @@ if sfnets:
     for m in sfnets:
         met = atlas.metrics(m)
         for target, score in met.get("test", {}).items():
-            floor = f" ({score['rmse_over_floor']:.2f}× floor)" if "rmse_over_floor" in score else ""
-            cols[i % 4].metric(f"{target} test RMSE, k = {met['k'] or 'all'}", f"{score['rmse']:.3f}{floor}",
+            floor = f"{score['rmse_over_floor']:.2f}× floor" if "rmse_over_floor" in score else None
+            cols[i % 4].metric(f"{target} test RMSE, k = {met['k'] or 'all'}", f"{score['rmse']:.3f}", delta=floor,
+                               delta_color="off", delta_arrow="off",
                                help=f"Median-baseline RMSE {met['baseline_median_rmse'][target]:.3f}; "
                                     f"{met['n_test']:,} held-out galaxies")
             i += 1
