@@ -123,9 +123,8 @@ def sfnet_section(model: str) -> None:
     active["contribution"] = active["activation"] * weights[j, active["feature"].to_numpy()]
     active = active.reindex(active["contribution"].abs().sort_values(ascending=False).index)
     active["open"] = [feature_link(atlas.name, model, f) for f in active["feature"]]
-    label_col = fs.stats["label"] if "label" in fs.stats else None
-    if label_col is not None:
-        active["label"] = label_col.to_numpy()[active["feature"].to_numpy()]
+    labels = fs.stats["label"].to_numpy() if "label" in fs.stats else np.full(fs.n_features, "")
+    active["label"] = labels[active["feature"].to_numpy()]
     left, right = st.columns([1, 2])
     left.image(np.asarray(thumbs[g]), caption=galaxy_id, width=192)
     truth = table[f"true_{target}"].iloc[g]
@@ -133,8 +132,7 @@ def sfnet_section(model: str) -> None:
     left.markdown(f"predicted **{table[f'pred_{target}'].iloc[g]:.3f}**, true "
                   f"**{'—' if not np.isfinite(truth) else f'{truth:.3f}'}** {unit}  \n"
                   f"{'test' if table['test'].iloc[g] else 'training'} galaxy")
-    names = [f"#{f}" + (f" · {lab[:40]}" if label_col is not None else "")
-             for f, lab in zip(active["feature"], active.get("label", active["feature"].astype(str)))]
+    names = [f"#{f} · {lab[:40]}" if lab else f"#{f}" for f, lab in zip(active["feature"], active["label"])]
     right.plotly_chart(contributions_bars(names, active["contribution"].to_numpy(), float(bias[j]), label),
                        width="stretch")
     right.caption(f"{len(active)} active features; each bar is activation × head weight, and the bias plus the "
