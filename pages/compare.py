@@ -16,7 +16,7 @@ from ui.sidebar import page
 from ui.widgets import gallery
 
 atlas = page("Compare feature models", ":material/compare:", needs="features")
-models = [m for m in ("sae", "matryoshka", "pca") if atlas.ready(m) and (atlas.stage_dir("features") / m).is_dir()]
+models = [m for m in atlas.feature_models() if m in ("sae", "matryoshka", "pca")]
 sets = {m: loaders.feature_set(atlas, m) for m in models}
 
 st.subheader("Sparsity and fidelity")
