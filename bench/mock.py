@@ -32,8 +32,8 @@ def galsim_render(cat, cfg: MockConfig) -> np.ndarray:
         disk = disk.shear(q=row.q_disk, beta=row.pa_deg * galsim.degrees)
         bulge = galsim.Sersic(4.0, half_light_radius=row.r_e_bulge_arcsec * np.sqrt(row.q_bulge))
         bulge = bulge.shear(q=row.q_bulge, beta=row.pa_deg * galsim.degrees)
-        d_col = band_ratios(np.array([row.disk_g_r]))[0]
-        b_col = band_ratios(np.array([row.bulge_g_r]))[0]
+        d_col = band_ratios(np.array([row.disk_g_r]), np.array([row.z]))[0]
+        b_col = band_ratios(np.array([row.bulge_g_r]), np.array([row.z]))[0]
         for c in range(3):
             gal = disk.withFlux((1 - row.bulge_to_total) * row.flux_r * d_col[c]) + bulge.withFlux(
                 row.bulge_to_total * row.flux_r * b_col[c])

@@ -74,6 +74,24 @@ def test_rendered_flux_matches_catalog_for_compact_galaxies():
     images = render_images(cfg, cat[small], first_index=0)
     ratio = images[:, 1].sum(axis=(1, 2)) / cat.loc[small, "flux_r"].to_numpy()
     assert np.median(ratio) == pytest.approx(1.0, abs=0.02)
+    # The g and z images carry the catalog's observed (K-corrected) colours.
+    plain = (cat.loc[small, ["agn", "merger", "artefact", "spiral", "dust_lane", "bar"]] == 0).all(axis=1).to_numpy()
+    flux = images[plain].sum(axis=(2, 3))
+    np.testing.assert_allclose(-2.5 * np.log10(flux[:, 0] / flux[:, 1]), cat.loc[small, "g_r"][plain], atol=0.03)
+    np.testing.assert_allclose(-2.5 * np.log10(flux[:, 1] / flux[:, 2]), cat.loc[small, "r_z"][plain], atol=0.03)
+
+
+def test_observed_colours_redden_with_redshift_so_images_carry_distance(catalog):
+    # At a fixed rest-frame colour, the observed g - r and r - z grow with z (K-corrections), and
+    # red spectra redden faster than blue ones; the mass-to-light ratio still uses the rest colour.
+    red = catalog[catalog["quenched"] == 1]
+    d_gr = red["g_r"] - red["g_r_rest"]
+    assert np.corrcoef(red["z"], d_gr)[0, 1] > 0.95
+    assert np.polyfit(red["z"], d_gr, 1)[0] == pytest.approx(1.7, abs=0.3)
+    d_gr_blue, _, _ = rel.k_correction(np.array([0.2]), np.array([0.35]))
+    d_gr_red, d_rz_red, k_r_red = rel.k_correction(np.array([0.2]), np.array([0.78]))
+    assert d_gr_blue[0] < 0.6 * d_gr_red[0] and d_rz_red[0] > 0 and k_r_red[0] > 0
+    assert (catalog["mag_g"] - catalog["mag_r"]).to_numpy() == pytest.approx(catalog["g_r"].to_numpy())
 
 
 def test_sersic_half_light_radius_and_psf_conserves_flux():

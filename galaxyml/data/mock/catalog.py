@@ -28,7 +28,7 @@ UNITS: dict[str, str] = {
     "ra": "deg", "dec": "deg", "z": "", "log_mstar": "log10 Msun", "log_sfr": "log10 Msun/yr",
     "log_ssfr": "log10 1/yr", "quenched": "bool", "oh_12": "12+log(O/H)", "n2": "dex", "o3": "dex",
     "bulge_to_total": "", "r50_kpc": "kpc", "r_e_disk_arcsec": "arcsec", "r_e_bulge_arcsec": "arcsec",
-    "r_e_disk_kpc": "kpc", "r_e_bulge_kpc": "kpc", "cos_incl": "", "q_disk": "", "q_bulge": "", "pa_deg": "deg", "g_r": "mag", "r_z": "mag",
+    "r_e_disk_kpc": "kpc", "r_e_bulge_kpc": "kpc", "cos_incl": "", "q_disk": "", "q_bulge": "", "pa_deg": "deg", "g_r": "mag", "r_z": "mag", "g_r_rest": "mag",
     "mag_g": "AB mag", "mag_r": "AB mag", "mag_z": "AB mag",
     "flux_g": "nmgy", "flux_r": "nmgy", "flux_z": "nmgy", "bulge_g_r": "mag", "disk_g_r": "mag",
     "agn": "bool", "bpt_class": "-1 none, 0 SF, 1 AGN", "agn_flux_fraction": "", "is_disk": "bool",
@@ -95,19 +95,26 @@ def _draw_candidates(cfg: MockConfig, rng: np.random.Generator, n: int) -> dict[
 
 
 def _photometry(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Apparent magnitudes from mass-to-light ratios and the Planck18 distance modulus.
+    """Apparent (observed-frame) magnitudes from mass-to-light ratios, the Planck18 distance
+    modulus and K-corrections.
 
-    Colours of the whole galaxy are the light-weighted sums of the bulge and disk colours, so the
-    rendered components add up to the catalog magnitudes exactly.
+    The mass-to-light ratio takes the rest-frame colour ``g_r_rest``; ``g_r`` and ``r_z`` are the
+    observed colours (each component shifted by its own K-correction), light-weighted sums of the
+    bulge and disk colours so that the rendered components add up to the catalog magnitudes. The
+    r-band K-correction of the whole galaxy follows its integrated rest colour.
     """
-    bt = c["bulge_to_total"]
-    g_r = -2.5 * np.log10(bt * 10 ** (-0.4 * c["bulge_g_r"]) + (1 - bt) * 10 ** (-0.4 * c["disk_g_r"]))
-    r_z = 2.5 * np.log10(
-        bt * 10 ** (0.4 * rel.r_z_from_g_r(c["bulge_g_r"])) + (1 - bt) * 10 ** (0.4 * rel.r_z_from_g_r(c["disk_g_r"]))
-    )
-    log_lum_r = c["log_mstar"] - rel.bell_log_ml_r(g_r)
-    mag_r = rel.SOLAR_ABS_MAG_R - 2.5 * log_lum_r + Planck18.distmod(c["z"]).value
-    return {"g_r": g_r, "r_z": r_z, "mag_g": mag_r + g_r, "mag_r": mag_r, "mag_z": mag_r - r_z}
+    bt, z = c["bulge_to_total"], c["z"]
+
+    def combine(bulge: np.ndarray, disk: np.ndarray) -> np.ndarray:
+        return -2.5 * np.log10(bt * 10 ** (-0.4 * bulge) + (1 - bt) * 10 ** (-0.4 * disk))
+
+    g_r_rest = combine(c["bulge_g_r"], c["disk_g_r"])
+    (gr_b, rz_b), (gr_d, rz_d) = rel.observed_colours(z, c["bulge_g_r"]), rel.observed_colours(z, c["disk_g_r"])
+    g_r, r_z = combine(gr_b, gr_d), -combine(-rz_b, -rz_d)
+    log_lum_r = c["log_mstar"] - rel.bell_log_ml_r(g_r_rest)
+    k_r = rel.k_correction(z, g_r_rest)[2]
+    mag_r = rel.SOLAR_ABS_MAG_R - 2.5 * log_lum_r + Planck18.distmod(z).value + k_r
+    return {"g_r": g_r, "r_z": r_z, "g_r_rest": g_r_rest, "mag_g": mag_r + g_r, "mag_r": mag_r, "mag_z": mag_r - r_z}
 
 
 def _angular_sizes(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -151,9 +151,11 @@ def deposit(image: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, flux: np.ndar
         np.add.at(image, index, (flux * w)[ok])
 
 
-def band_ratios(g_r: np.ndarray) -> np.ndarray:
-    """Flux in g, r, z relative to r for a component of colour g - r: (B,) -> (B, 3)."""
-    return np.stack([10 ** (-0.4 * g_r), np.ones_like(g_r), 10 ** (0.4 * rel.r_z_from_g_r(g_r))], axis=1)
+def band_ratios(g_r_rest: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Observed flux in g, r, z relative to r of a component of rest-frame colour g - r at
+    redshift z (K-corrected, ``relations.observed_colours``): (B,) -> (B, 3)."""
+    g_r, r_z = rel.observed_colours(z, g_r_rest)
+    return np.stack([10 ** (-0.4 * g_r), np.ones_like(g_r), 10 ** (0.4 * r_z)], axis=1)
 
 
 def _disk_with_structure(cat: pd.DataFrame, px: float, size: int, s: int, disk_flux: np.ndarray) -> dict[str, np.ndarray]:
@@ -293,10 +295,11 @@ def render_noiseless(cfg: MockConfig, catalog: pd.DataFrame) -> np.ndarray:
         (flux_r - host) / 4.0)[:, None, None]
     comp, tail = _merger(cat, px, g, s, flux_r)
 
-    d_col = band_ratios(cat["disk_g_r"].to_numpy()).astype(f32)
-    b_col = band_ratios(cat["bulge_g_r"].to_numpy()).astype(f32)
-    blue = band_ratios(np.full(len(cat), 0.15)).astype(f32)
-    agn_col = band_ratios(np.full(len(cat), 0.35)).astype(f32)
+    z = cat["z"].to_numpy()
+    d_col = band_ratios(cat["disk_g_r"].to_numpy(), z).astype(f32)
+    b_col = band_ratios(cat["bulge_g_r"].to_numpy(), z).astype(f32)
+    blue = band_ratios(np.full(len(cat), 0.15), z).astype(f32)
+    agn_col = band_ratios(np.full(len(cat), 0.35), z).astype(f32)
     scale = lambda v: np.asarray(v, f32)[:, None, None]  # noqa: E731
     disk_like = parts["disk"] + parts["ring"] * scale(f_ring * disk_total) + comp + tail * scale(
         cat["tail_flux_frac"].to_numpy() * flux_r)
