@@ -21,8 +21,9 @@ class MatryoshkaConfig:
     """Sizes of the nested groups of latents (their sum is the number of latents)."""
     k: int = 32
     """Active latents per galaxy."""
-    epochs: int = 60
-    """Passes over the embeddings."""
+    epochs: int = 200
+    """Passes over the embeddings (the precedent's 200; on the demo embeddings FVU 0.0021 after 60
+    epochs, 0.0013 after 120, 0.0010 after 200, below PCA's 0.0015 at 32 components)."""
     batch_size: int = 256
     """Galaxies per step."""
     lr: float = 3e-3

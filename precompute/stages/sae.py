@@ -28,8 +28,10 @@ class SAEConfig:
     """Latents per embedding dimension: M = expansion x d."""
     k: int = 32
     """Active latents per galaxy."""
-    epochs: int = 60
-    """Passes over the embeddings."""
+    epochs: int = 200
+    """Passes over the embeddings (the precedent's 200). Measured on the demo embeddings (k = 32,
+    1,024 latents): FVU 0.0028 after 60 epochs, 0.0015 after 120 (PCA's at 32 components), 0.0011
+    after 200, for about 45 s of training on 2 cores."""
     batch_size: int = 256
     """Galaxies per step."""
     lr: float = 3e-3
