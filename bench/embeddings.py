@@ -4,9 +4,11 @@ Prints the share of variance in the first principal components, the effective ra
 (exp of the entropy of the normalised PCA spectrum, Roy & Vetterli 2007), 3-fold
 cross-validated ridge-probe R^2 from the standardised embeddings to catalog properties, and
 (mock surveys) logistic-probe AUROC for each binary generating factor: an upper bound on what
-any single sparse feature can reach in truth alignment.
+any single sparse feature can reach in truth alignment. With ``--supervised EPOCHS`` it also
+trains a CNN (the SFNet architecture, all features kept) on the images to predict every factor
+at once and prints its held-out AUROC: what the images themselves allow, whatever the embedding.
 
-    python bench/embeddings.py --run demo [--home runs]
+    python bench/embeddings.py --run demo [--home runs] [--supervised 10]
 """
 
 from __future__ import annotations
@@ -35,11 +37,33 @@ def effective_rank(x: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.exp(-(p * np.log(p + 1e-30)).sum())), p
 
 
+def supervised_auroc(atlas: Atlas, factors: list[str], n: int, epochs: int) -> dict[str, float]:
+    """Held-out AUROC of a CNN trained on the images to predict the binary ``factors`` (80/20 split)."""
+    import torch
+
+    from galaxyml.models.sfnet import SFNetConfig
+    from galaxyml.models.sfnet_training import SFNetTrainConfig, fit_sfnet, input_normalisation, predict
+
+    torch.set_num_threads(2)
+    survey = atlas.survey()
+    images = np.asarray(survey.images[:n])
+    y = (survey.catalog[factors].to_numpy()[:n] > 0).astype(np.float32)
+    perm = np.random.default_rng(0).permutation(len(y))
+    test, train = np.sort(perm[: len(y) // 5]), np.sort(perm[len(y) // 5 :])
+    norm = input_normalisation(images[:2048], survey.bands)
+    fit = fit_sfnet(images, y, train, SFNetConfig(widths=(16, 32, 64, 128), k=0, n_targets=len(factors)),
+                    SFNetTrainConfig(epochs=epochs), norm)
+    pred, _ = predict(fit.model, images[test], norm)
+    return {f: float(roc_auc_score(y[test, j], pred[:, j])) for j, f in enumerate(factors)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="demo")
     ap.add_argument("--home", type=Path, default=None)
     ap.add_argument("--max-galaxies", type=int, default=5000)
+    ap.add_argument("--supervised", type=int, metavar="EPOCHS", default=0,
+                    help="also train a CNN on the images for every factor and print its test AUROC")
     args = ap.parse_args()
     atlas = Atlas.open((args.home or home()) / args.run)
     x = np.asarray(atlas.embeddings()[: args.max_galaxies], np.float64)
@@ -56,13 +80,13 @@ def main() -> None:
         ok = np.isfinite(y)
         r2 = cross_val_score(RidgeCV(alphas=np.logspace(-2, 3, 8)), z[ok], y[ok], cv=3, scoring="r2").mean()
         print(f"{prop:<16}{r2:>9.3f}")
-    print(f"{'factor':<16}{'probe AUROC':>12}")
-    for factor in FACTORS:
-        if factor not in cat:
-            continue
+    factors = [f for f in FACTORS if f in cat]
+    cnn = supervised_auroc(atlas, factors, len(x), args.supervised) if args.supervised and factors else {}
+    print(f"{'factor':<16}{'probe AUROC':>12}" + (f"{'CNN AUROC':>11}" if cnn else ""))
+    for factor in factors:
         y = cat[factor].to_numpy() > 0
         p = cross_val_predict(LogisticRegression(max_iter=2000), z, y, cv=3, method="predict_proba")[:, 1]
-        print(f"{factor:<16}{roc_auc_score(y, p):>12.3f}")
+        print(f"{factor:<16}{roc_auc_score(y, p):>12.3f}" + (f"{cnn[factor]:>11.3f}" if cnn else ""))
 
 
 if __name__ == "__main__":

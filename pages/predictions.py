@@ -45,12 +45,12 @@ def sfnet_section(model: str) -> None:
     cols[0].metric("Test RMSE", f"{score['rmse']:.3f}", help=f"{score['n']:,} held-out galaxies [{unit}]")
     cols[1].metric("NMAD", f"{score['nmad']:.3f}", help="1.4826 × median |residual − median residual|")
     cols[2].metric("R²", f"{score['r2']:.3f}")
-    cols[3].metric("Median baseline RMSE", f"{met['baseline_median_rmse'][target]:.3f}",
+    cols[3].metric("Baseline RMSE", f"{met['baseline_median_rmse'][target]:.3f}",
                    help="RMSE of predicting the training median for every galaxy")
     if floor:
         cols[4].metric("RMSE / floor", f"{score['rmse_over_floor']:.2f}",
-                       help=f"Floor = the scatter injected around the relation ({floor:g} {unit}); no model can beat it "
-                            "from images alone")
+                       help=f"Floor = the scatter injected around the relation ({floor:g} {unit}): the error left by a model "
+                            "that recovers the relation exactly from the images")
     cols[5].metric("Active features k", "all" if k == 0 else str(k), help=f"{met['n_features']} features in the layer")
     st.caption(f"{met['n_train']:,} training and {met['n_test']:,} test galaxies with a finite {target}; "
                f"{met['n_without_target']:,} galaxies have no target (predicted, but not scored). Best epoch "
