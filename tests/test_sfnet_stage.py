@@ -84,6 +84,18 @@ def test_training_learns_and_is_seeded(tmp_path):
     np.testing.assert_allclose(predict(loaded, images[test], norm2)[0], pred, atol=1e-6)
 
 
+def test_early_stopping_waits_for_the_annealed_learning_rate():
+    # Pure-noise targets: the validation loss never improves for long, yet training must not stop
+    # before the one-cycle schedule has annealed the rate (epoch 16 of 20), and must stop after it.
+    rng = np.random.default_rng(1)
+    images = rng.normal(0, 1, (120, 3, 8, 8)).astype(np.float32)
+    y = rng.normal(0, 1, (120, 1))
+    cfg = SFNetTrainConfig(epochs=20, batch_size=32, patience=1)
+    fit = fit_sfnet(images, y, np.arange(120), SFNetConfig(widths=(4, 4, 4, 4)), cfg,
+                    Normalisation(1.0, (0.0,) * 3, (1.0,) * 3))
+    assert len(fit.history) >= 16
+
+
 def test_non_finite_training_targets_are_refused():
     images = np.zeros((40, 3, 8, 8), np.float32)
     y = np.ones((40, 1))
