@@ -5,7 +5,7 @@ Prints the share of variance in the first principal components, the effective ra
 cross-validated ridge-probe R^2 from the standardised embeddings to catalog properties, and
 (mock surveys) logistic-probe AUROC for each binary generating factor: an upper bound on what
 any single sparse feature can reach in truth alignment. With ``--supervised EPOCHS`` it also
-trains a CNN (the SFNet architecture, all features kept) on the images to predict every factor
+trains a CNN (the demo SFNet, all features kept) on the images to predict every factor
 at once and prints its held-out AUROC: what the images themselves allow, whatever the embedding.
 
     python bench/embeddings.py --run demo [--home runs] [--supervised 10]
@@ -43,6 +43,7 @@ def supervised_auroc(atlas: Atlas, factors: list[str], n: int, epochs: int) -> d
 
     from galaxyml.models.sfnet import SFNetConfig
     from galaxyml.models.sfnet_training import SFNetTrainConfig, fit_sfnet, input_normalisation, predict
+    from precompute.stages.sfnet import SFNetStageConfig
 
     torch.set_num_threads(2)
     survey = atlas.survey()
@@ -51,7 +52,7 @@ def supervised_auroc(atlas: Atlas, factors: list[str], n: int, epochs: int) -> d
     perm = np.random.default_rng(0).permutation(len(y))
     test, train = np.sort(perm[: len(y) // 5]), np.sort(perm[len(y) // 5 :])
     norm = input_normalisation(images[:2048], survey.bands)
-    fit = fit_sfnet(images, y, train, SFNetConfig(widths=(16, 32, 64, 128), k=0, n_targets=len(factors)),
+    fit = fit_sfnet(images, y, train, SFNetConfig(widths=SFNetStageConfig().widths, k=0, n_targets=len(factors)),
                     SFNetTrainConfig(epochs=epochs), norm)
     pred, _ = predict(fit.model, images[test], norm)
     return {f: float(roc_auc_score(y[test, j], pred[:, j])) for j, f in enumerate(factors)}
