@@ -24,8 +24,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from galaxyml.models.sfnet import K_CHOICES, SFNet, SFNetConfig  # noqa: E402
+from precompute.stages.sfnet import SFNetStageConfig  # noqa: E402
 
-WIDTHS = {"demo": (16, 32, 64, 128), "resnet18-like": (32, 64, 128, 256)}
+WIDTHS = {"demo": SFNetStageConfig().widths, "resnet18-like": SFNetConfig().widths}
 
 
 def throughput(widths: tuple[int, ...], size: int, k: int, device: str, repeats: int, steps: int) -> tuple[float, float]:
