@@ -77,8 +77,18 @@ if atlas.ready("sae"):
     sae, enc = atlas.metrics("sae"), atlas.metrics("encoder")
     st.markdown("#### Models")
     cols = st.columns(5)
-    cols[0].metric("Encoder val. loss", f"{enc.get('val_loss', float('nan')):.4f}", help="Huber loss of next-patch regression on held-out galaxies")
-    cols[1].metric("SAE latents", f"{sae['n_latents']:,}", help="TopK sparse autoencoder on the encoder embeddings")
+    if atlas.metrics("embeddings").get("source") == "zoobot":
+        zoo = atlas.metrics("zoobot")
+        cols[0].metric("Vote MAE", f"{zoo['test_mae']:.3f}", delta=f"baseline {zoo['baseline_mae']:.3f}",
+                       delta_color="off", delta_arrow="off",
+                       help="Mean absolute error of the Zoobot-style network's predicted Galaxy Zoo vote fractions "
+                            f"on {zoo['n_test']:,} held-out galaxies (baseline: the training mean); its "
+                            "penultimate activations are the embeddings the SAEs read")
+    else:
+        cols[0].metric("Encoder val. loss", f"{enc.get('val_loss', float('nan')):.4f}",
+                       help="Huber loss of next-patch regression on held-out galaxies")
+    cols[1].metric("SAE latents", f"{sae['n_latents']:,}", help=f"TopK sparse autoencoder on the embeddings of the "
+                                                                  f"{atlas.embeddings_source()}")
     cols[2].metric("SAE FVU", f"{sae['fvu']:.3g}", help="Fraction of variance of the embeddings left unexplained")
     cols[3].metric("L0", f"{sae['l0']:.0f}", help="Active latents per galaxy")
     cols[4].metric("Dead latents", f"{sae['dead_fraction']:.1%}", help="Latents that fire on no galaxy of the survey")

@@ -1,5 +1,6 @@
-"""SFNet throughput: training and inference images/s at 64x64 and 128x128, for the demo widths and
-the wider ResNet-18-like widths, on whatever device is given (2 CPU threads by default).
+"""SFNet throughput: training and inference images/s at 64x64 and 128x128, for the demo network (with
+its stride-2 stem, and with a stride-1 stem) and the wider ResNet-18-like widths, on whatever device is
+given (2 CPU threads by default).
 
 Training images/s counts a full step (normalised batch in, forward, backward, AdamW update) at batch
 64; inference counts the forward pass in eval mode at batch 256. Each figure is the median of
@@ -26,12 +27,18 @@ import torch.nn.functional as F  # noqa: E402
 from galaxyml.models.sfnet import K_CHOICES, SFNet, SFNetConfig  # noqa: E402
 from precompute.stages.sfnet import SFNetStageConfig  # noqa: E402
 
-WIDTHS = {"demo": SFNetStageConfig().widths, "resnet18-like": SFNetConfig().widths}
+DEMO = SFNetStageConfig()
+NETWORKS = {
+    f"demo {DEMO.widths}, stem stride {DEMO.stem_stride}": (DEMO.widths, DEMO.stem_stride),
+    f"demo {DEMO.widths}, stem stride 1": (DEMO.widths, 1),
+    f"resnet18-like {SFNetConfig().widths}": (SFNetConfig().widths, 1),
+}
 
 
-def throughput(widths: tuple[int, ...], size: int, k: int, device: str, repeats: int, steps: int) -> tuple[float, float]:
+def throughput(widths: tuple[int, ...], stem_stride: int, size: int, k: int, device: str, repeats: int, steps: int
+               ) -> tuple[float, float]:
     torch.manual_seed(0)
-    model = SFNet(SFNetConfig(widths=widths, k=k)).to(device)
+    model = SFNet(SFNetConfig(widths=widths, k=k, stem_stride=stem_stride)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(64, 3, size, size, device=device)
     y = torch.randn(64, 1, device=device)
@@ -76,7 +83,7 @@ def oracle_rmse(catalog, train: np.ndarray, test: np.ndarray) -> float:
     return float(np.sqrt(np.mean((model.predict(x[test]) - y[test]) ** 2)))
 
 
-def sweep(n: int, epochs: int, widths: tuple[int, ...], ks: tuple[int, ...] = K_CHOICES) -> None:
+def sweep(n: int, epochs: int, widths: tuple[int, ...], ks: tuple[int, ...] = K_CHOICES, stem_stride: int = 1) -> None:
     """Test RMSE of 12+log(O/H) for every k of the paper's sweep on a fresh mock survey."""
     import tempfile
 
@@ -101,7 +108,8 @@ def sweep(n: int, epochs: int, widths: tuple[int, ...], ks: tuple[int, ...] = K_
         print(f"{'k':>4} {'RMSE':>8} {'/floor':>7} {'NMAD':>7} {'best epoch':>10} {'s':>6}")
         for k in ks:
             t0 = time.time()
-            fit = fit_sfnet(images, y, train, SFNetConfig(widths=widths, k=k), SFNetTrainConfig(epochs=epochs), norm)
+            fit = fit_sfnet(images, y, train, SFNetConfig(widths=widths, k=k, stem_stride=stem_stride),
+                            SFNetTrainConfig(epochs=epochs), norm)
             pred, _ = predict(fit.model, images[test], norm)
             m = regression_metrics(pred[:, 0], y[test, 0], floor)
             print(f"{k or 'all':>4} {m['rmse']:8.4f} {m['rmse_over_floor']:7.3f} {m['nmad']:7.4f} {fit.best_epoch:>10} "
@@ -119,19 +127,21 @@ def main() -> None:
     p.add_argument("--sweep", type=int, metavar="N", help="instead: train every k on an N-galaxy mock, print RMSE")
     p.add_argument("--epochs", type=int, default=20, help="with --sweep: most epochs per k")
     p.add_argument("--ks", type=int, nargs="+", help="with --sweep: the k values (0 = all; default 1 2 4 8 16 32 all)")
+    p.add_argument("--stem-stride", type=int, default=DEMO.stem_stride, choices=(1, 2),
+                   help=f"with --sweep: stride of the first convolution (default {DEMO.stem_stride}, the demo's)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.sweep:
         ks = tuple(args.ks) if args.ks else K_CHOICES
-        sweep(args.sweep, args.epochs, WIDTHS["demo"], ks)
+        sweep(args.sweep, args.epochs, DEMO.widths, ks, args.stem_stride)
         return
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; k = {args.k}; train batch 64, inference batch 256")
-    print(f"{'widths':<34} {'size':>5} {'train img/s':>12} {'infer img/s':>12} {'infer/train':>11}")
-    for label, widths in WIDTHS.items():
+    print(f"{'network':<46} {'size':>5} {'train img/s':>12} {'infer img/s':>12} {'infer/train':>11}")
+    for label, (widths, stride) in NETWORKS.items():
         for size in args.sizes:
-            tr, inf = throughput(widths, size, args.k, args.device, args.repeats, args.steps)
-            print(f"{label + ' ' + str(widths):<34} {size:>5} {tr:12.1f} {inf:12.1f} {inf / tr:11.2f}", flush=True)
+            tr, inf = throughput(widths, stride, size, args.k, args.device, args.repeats, args.steps)
+            print(f"{label:<46} {size:>5} {tr:12.1f} {inf:12.1f} {inf / tr:11.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,13 @@ FEATURE_MODELS = {
 """Stages whose features the atlas page browses, with their display names."""
 
 
+EMBEDDING_SOURCES = {
+    "zoobot": "Zoobot-style network trained on the Galaxy Zoo votes",
+    "encoder": "astroPT-style encoder",
+    "file": "embeddings file",
+}
+
+
 class AtlasError(RuntimeError):
     """An atlas cannot be opened or lacks what was asked; the message says what to do."""
 
@@ -217,8 +224,13 @@ class Atlas:
         return self.load_npy("thumbnails", "thumbnails.npy")
 
     def embeddings(self) -> np.ndarray:
-        """(N, D) float32 encoder embeddings, memory-mapped."""
+        """(N, D) float32 galaxy embeddings, memory-mapped (see :meth:`embeddings_source`)."""
         return self.load_npy("embeddings", "embeddings.npy")
+
+    def embeddings_source(self) -> str:
+        """What made the embeddings, in words (for captions)."""
+        source = self.metrics("embeddings").get("source", "encoder")
+        return EMBEDDING_SOURCES.get(source, source)
 
     def feature_set(self, model: str = "sae"):
         """The :class:`~galaxyml.features.FeatureSet` of a feature model (``sae``, ...)."""

@@ -144,5 +144,6 @@ if len(gal):
     if atlas.ready("index"):
         sims, nn = loaders.similarity_index(atlas).search(np.asarray(loaders.embeddings(atlas)[g]), k=13)
         keep = nn[0] != g
-        st.markdown("**Most similar galaxies** (cosine similarity of centred encoder embeddings, FAISS)")
+        st.markdown(f"**Most similar galaxies** (cosine similarity of centred embeddings of the "
+                    f"{atlas.embeddings_source()}, FAISS)")
         gallery(np.asarray(thumbs[nn[0][keep][:12]]), [f"{s:.3f}" for s in sims[0][keep][:12]], width=88)

@@ -158,11 +158,12 @@ else:
     st.info("This atlas has no SFNet: " + ("; ".join(reasons) if reasons else "build the *sfnet_metallicity* or "
             "*sfnet_bpt* stage to see predictions from images") + ".", icon=":material/construction:")
 
-st.subheader("Linear probes of the encoder embeddings")
+st.subheader("Linear probes of the embeddings")
 if atlas.ready("probes"):
     probes = loaders.probes(atlas)
     st.caption("Cross-validated ridge regression (R²) for continuous properties and logistic regression (accuracy, "
-               "AUROC, against the majority-class accuracy) for flags, from the embeddings to each catalog property.")
+               "AUROC, against the majority-class accuracy) for flags, from the embeddings (of the "
+               f"{atlas.embeddings_source()}) to each catalog property.")
     st.plotly_chart(probe_scores(probes), width="stretch")
     st.dataframe(probes, hide_index=True, width="stretch", height=min(500, 36 * (len(probes) + 1)),
                  column_config={c: st.column_config.NumberColumn(format="%.3f")

@@ -127,7 +127,7 @@ def select_stages(stages: dict, only: list[str], skip: list[str]) -> dict:
                 todo.extend(stages[name].inputs)
     dropped = set(skip)
     for name, st in stages.items():  # registry order: inputs come first
-        if dropped & set(st.inputs):
+        if dropped & (set(st.inputs) - set(st.optional)):
             dropped.add(name)
     clash = sorted(dropped & set(only))
     if clash:

@@ -48,7 +48,7 @@ def stage_hashes(stages: dict[str, Stage], configs: dict[str, Any]) -> dict[str,
         if external:  # only stages that read the user's files carry it, so other hashes stay as they were
             described["external_files"] = external
         config_hash = sha256_text(canonical_json(described))
-        inputs = {dep: out[dep]["hash"] for dep in stage.inputs}
+        inputs = {dep: out[dep]["hash"] for dep in stage.inputs if dep in out}  # an optional input may be left out
         out[name] = {
             "config_hash": config_hash,
             "input_hashes": inputs,
@@ -186,7 +186,8 @@ def run_pipeline(
                 result.actions[name] = "skipped"
                 emit("stage_skip", stage=name, message=f"{name}: unchanged, kept")
                 continue
-            missing = [d for d in stage.inputs if manifest["stages"].get(d, {}).get("not_applicable")]
+            absent = {d for d in stage.inputs if d not in stages or manifest["stages"].get(d, {}).get("not_applicable")}
+            missing = [d for d in stage.inputs if d in absent and d not in stage.optional]
             if missing:
                 _not_applicable(manifest, run_dir, name, stage, h, configs, f"its input {missing[0]} is not applicable")
                 result.actions[name] = "not applicable"
@@ -200,7 +201,7 @@ def run_pipeline(
             tmp.mkdir()
             ctx = StageContext(
                 name=name, cfg=configs[name], out=tmp,
-                inputs={dep: run_dir / dep for dep in stage.inputs},
+                inputs={dep: run_dir / dep for dep in stage.inputs if dep not in absent},
                 report=lambda step, total, message, _n=name: emit("progress", stage=_n, step=step, total=total, message=message),
             )
             t0 = time.time()

@@ -21,7 +21,8 @@ class StageContext:
     out: Path
     """Temporary folder to write into; renamed into place when the function returns."""
     inputs: dict[str, Path]
-    """Folders of the finished stages this stage reads, by stage name."""
+    """Folders of the finished stages this stage reads, by stage name (an optional input that was not
+    applicable is absent)."""
     report: Callable[[int, int, str], None] = field(default=lambda step, total, message: None)
     """Report progress as (step, total, message)."""
 
@@ -47,20 +48,26 @@ class Stage:
     run: StageFn
     version: int = 1
     description: str = ""
+    optional: tuple[str, ...] = ()
+    """Inputs this stage can do without: when one is not applicable, the stage still runs (without it)."""
 
 
 REGISTRY: dict[str, Stage] = {}
 
 
-def register(name: str, config_cls: type, inputs: tuple[str, ...] = (), version: int = 1) -> Callable[[StageFn], StageFn]:
-    """Decorator adding a stage function to :data:`REGISTRY` (in dependency order)."""
+def register(name: str, config_cls: type, inputs: tuple[str, ...] = (), version: int = 1,
+             optional: tuple[str, ...] = ()) -> Callable[[StageFn], StageFn]:
+    """Decorator adding a stage function to :data:`REGISTRY` (in dependency order); ``optional`` names
+    the ``inputs`` whose being not applicable does not make this stage not applicable."""
 
     def wrap(fn: StageFn) -> StageFn:
         for dep in inputs:
             if dep not in REGISTRY:
                 raise RuntimeError(f"stage '{name}' reads '{dep}', which must be registered before it")
         doc = (fn.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = Stage(name, config_cls, tuple(inputs), fn, version, doc[0] if doc else "")
+        if set(optional) - set(inputs):
+            raise RuntimeError(f"stage '{name}': optional inputs must be among its inputs")
+        REGISTRY[name] = Stage(name, config_cls, tuple(inputs), fn, version, doc[0] if doc else "", tuple(optional))
         return fn
 
     return wrap

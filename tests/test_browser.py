@@ -102,7 +102,7 @@ def test_predictions_deep_link_draws_its_figures(server, quick_home, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/predictions?model=sfnet_bpt&target=o3&galaxy={galaxy}", wait_until="domcontentloaded")
         page.get_by_text("BPT classes").wait_for(timeout=60_000)
-        page.get_by_text("Linear probes of the encoder embeddings").wait_for(timeout=60_000)
+        page.get_by_text("Linear probes of the embeddings").wait_for(timeout=60_000)
         # density scatter, residuals, BPT diagram, contributions, probes: every figure is drawn
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0

@@ -152,3 +152,14 @@ def test_a_preset_build_from_the_app_does_not_replace_an_atlas_of_the_users_file
     with pytest.raises(ConfigError, match="built from your files"):
         start_build(d["home"], "mine", "demo")
     assert Atlas.open(d["home"] / "mine").survey_meta()["source"] == "folder"
+
+
+def test_without_vote_columns_the_embeddings_come_from_the_encoder(sdss_like, capsys):
+    d = sdss_like
+    code = main(["--preset", "quick", "--source", "folder", "--images", str(d["images"]), "--catalog", str(d["train"]),
+                 "--only", "embeddings", "--home", str(d["home"]), "--run", "novotes", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    atlas = Atlas.open(d["home"] / "novotes")
+    assert "vote-fraction" in atlas.manifest["stages"]["zoobot"]["not_applicable"]
+    assert atlas.metrics("embeddings")["source"] == "encoder"
+    assert atlas.embeddings().shape == (len(atlas.catalog()), atlas.manifest["stages"]["encoder"]["config"]["n_embd"])

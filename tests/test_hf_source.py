@@ -84,6 +84,8 @@ def test_a_whole_atlas_from_a_local_dataset(saved, tmp_path):
     run_pipeline(tmp_path / "home", "gz", stages, resolve_configs(stages, read_preset("quick"), overrides))
     atlas = Atlas.open(tmp_path / "home" / "gz")
     assert not atlas.is_mock and atlas.ready("features")
+    assert atlas.metrics("embeddings")["source"] == "zoobot"  # the dataset's votes trained the embeddings
+    assert atlas.metrics("zoobot")["questions"] == ["smooth-or-featured", "has-spiral-arms"]
     fs = atlas.feature_set("sae")
     assert fs.rho is not None and "has-spiral-arms_yes_fraction" in fs.rho.columns
     assert fs.truth_alignment is None  # no truth outside the mock universe

@@ -88,6 +88,7 @@ def write_hf_survey(path: str | Path, folder: Path, image_size_px: int = 64, ima
     catalog.insert(0, "galaxy_id", ids.to_numpy())
     catalog.to_parquet(folder / CATALOG_FILE, index=False)
     meta = {"source": "hf", "is_mock": False, "flux_unit": "display RGB in [0, 1]", "dataset_path": str(path),
-            "units": {c: "fraction" for c in catalog.columns if c.endswith("_fraction")}}
+            "units": {c: "fraction" for c in catalog.columns if c.endswith("_fraction")},
+            "vote_columns": [c for c in catalog.columns if c.endswith("_fraction")]}
     (folder / META_FILE).write_text(json.dumps({"bands": list(RGB_BANDS), "meta": meta}, indent=1))
     return Survey.load(folder)

@@ -40,7 +40,8 @@ class Survey:
     images : (N, C, H, W) float32 fluxes, in ``meta["flux_unit"]`` per pixel.
     bands : the C band names, in channel order.
     meta : units per column (``units``), ``pixel_scale_arcsec``, ``is_mock``, ``truth_columns``,
-        ``prediction_floors`` (per property, the irreducible scatter [property units]), ``source``.
+        ``prediction_floors`` (per property, the irreducible scatter [property units]), ``source``,
+        ``vote_columns`` (Galaxy Zoo vote fractions, when the survey has them).
     """
 
     catalog: pd.DataFrame
@@ -121,6 +122,14 @@ class Survey:
         except (ValueError, OSError) as e:
             raise SurveyError(f"cannot read the survey in {path}: {e}") from e
         return cls(catalog=catalog, images=images, bands=tuple(info["bands"]), meta=info.get("meta", {}))
+
+
+def test_mask(catalog: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """Held-out galaxies: the catalog's ``split == "test"`` rows, else a seeded random share."""
+    if "split" in catalog:
+        return catalog["split"].astype(str).str.lower().eq("test").to_numpy()
+    rng = np.random.default_rng(seed + 7919)
+    return rng.random(len(catalog)) < fraction
 
 
 def fluxes_to_rgb(images: np.ndarray, bands: tuple[str, ...], stretch: float = 0.1, q: float = 8.0) -> np.ndarray:

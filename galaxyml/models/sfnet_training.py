@@ -95,30 +95,36 @@ class FitResult:
     images_per_s: float
 
 
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(prediction (B, T), target (B, T)) -> mean loss per galaxy and output."""
+
+
 @torch.no_grad()
 def _val_loss(model: SFNet, images: np.ndarray, y: torch.Tensor, idx: np.ndarray, norm: Normalisation,
-              batch: int) -> float:
+              batch: int, loss: Loss) -> float:
     model.eval()
     total = 0.0
     dev = next(model.parameters()).device
     for s in range(0, len(idx), batch):
         rows = idx[s : s + batch]
-        total += F.mse_loss(model(norm(images[rows]).to(dev)).prediction, y[s : s + batch].to(dev),
-                            reduction="sum").item()
+        total += loss(model(norm(images[rows]).to(dev)).prediction, y[s : s + batch].to(dev)).item() * len(rows)
     model.train()
-    return total / (len(idx) * y.shape[1])
+    return total / len(idx)
 
 
 def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, model_cfg: SFNetConfig,
               cfg: SFNetTrainConfig, norm: Normalisation,
-              progress: Callable[[int, int, str], None] | None = None) -> FitResult:
+              progress: Callable[[int, int, str], None] | None = None, loss: Loss | None = None) -> FitResult:
     """Train an SFNet on ``images[train_idx]`` -> ``targets[train_idx]`` ((N, T), finite rows only).
 
     A ``val_fraction`` of ``train_idx`` is held out for early stopping; the weights of the epoch with
-    the lowest validation loss are kept.
+    the lowest validation loss are kept. By default the loss is the mean squared error on standardised
+    targets, and the standardisation is folded into the head afterwards; with a ``loss`` of its own
+    (e.g. the vote likelihood of :mod:`galaxyml.models.zoobot`) the targets are used as they are and
+    the head outputs whatever that loss reads (logits).
     """
     train_idx = np.asarray(train_idx)
-    if not np.isfinite(targets[train_idx]).all():
+    if loss is None and not np.isfinite(targets[train_idx]).all():  # a loss of its own handles missing values
         raise ValueError("sfnet training targets must be finite (drop the rows with missing targets first)")
     if len(train_idx) < 20:
         raise ValueError(f"sfnet needs at least 20 training galaxies with a target, got {len(train_idx)}")
@@ -127,8 +133,10 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
     perm = rng.permutation(train_idx)
     n_val = max(2, int(round(cfg.val_fraction * len(perm))))
     val_idx, fit_idx = np.sort(perm[:n_val]), perm[n_val:]
-    mu = targets[fit_idx].mean(0)
-    sigma = targets[fit_idx].std(0) + 1e-8
+    standardise = loss is None
+    loss = loss or F.mse_loss
+    mu = targets[fit_idx].mean(0) if standardise else np.zeros(targets.shape[1])
+    sigma = targets[fit_idx].std(0) + 1e-8 if standardise else np.ones(targets.shape[1])
     y_all = torch.from_numpy(((targets - mu) / sigma).astype(np.float32))
     y_val = y_all[val_idx]
 
@@ -152,16 +160,16 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
             x = norm(images[rows])
             if cfg.augment:
                 x = flip_rotate(x, gen)
-            loss = F.mse_loss(model(x.to(device)).prediction, y_all[rows].to(device))
+            batch_loss = loss(model(x.to(device)).prediction, y_all[rows].to(device))
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_loss.backward()
             optimiser.step()
             schedule.step()
-            running.append(loss.item())
+            running.append(batch_loss.item())
             step, seen = step + 1, seen + len(rows)
             if progress:
                 progress(step, total, f"epoch {epoch + 1}/{cfg.epochs}, loss {np.mean(running[-20:]):.3f}")
-        val = _val_loss(model, images, y_val, val_idx, norm, 256)
+        val = _val_loss(model, images, y_val, val_idx, norm, 256, loss)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(running)), "val_loss": val,
                         "lr": schedule.get_last_lr()[0], "seconds": time.time() - t0})
         past_peak = epoch + 1 > math.ceil(0.3 * cfg.epochs)  # OneCycleLR's default pct_start
@@ -174,7 +182,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
     if best_state is None:
         raise ValueError("sfnet training diverged (the validation loss was never finite); lower max_lr")
     model.load_state_dict(best_state)
-    with torch.no_grad():  # fold the target standardisation into the head
+    with torch.no_grad():  # fold the target standardisation into the head (the identity for a custom loss)
         s = torch.from_numpy(sigma.astype(np.float32)).to(device)
         m = torch.from_numpy(mu.astype(np.float32)).to(device)
         model.head.weight.mul_(s[:, None])

@@ -1,7 +1,10 @@
-"""Stage ``embeddings``: encode every galaxy with the trained encoder, streamed into an npy memmap."""
+"""Stage ``embeddings``: the galaxy embeddings the sparse-feature suite, the probes and the similarity
+index read: the Zoobot-style network's (when the catalog has Galaxy Zoo votes), the astroPT-style
+encoder's (streamed into an npy memmap), or a file of embeddings made elsewhere."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,6 +17,7 @@ from galaxyml.data.external_embeddings import load_aligned
 from galaxyml.data.survey import Survey
 from galaxyml.models.encoder import load_encoder, patch_light
 from precompute.stage import StageContext, register
+from precompute.stages.zoobot import EMBEDDINGS_FILE as ZOOBOT_EMBEDDINGS
 
 EMBEDDINGS_FILE = "embeddings.npy"
 
@@ -22,8 +26,12 @@ EMBEDDINGS_FILE = "embeddings.npy"
 class EmbeddingsConfig:
     """How the survey is encoded: by the trained encoder, or from a file of embeddings made elsewhere."""
 
-    source: Literal["encoder", "file"] = "encoder"
-    """``encoder``: the astroPT-style encoder of this atlas; ``file``: precomputed embeddings at ``path``."""
+    source: Literal["auto", "zoobot", "encoder", "file"] = "auto"
+    """``zoobot``: the penultimate activations of the ``zoobot`` stage's vote-trained network;
+    ``encoder``: the astroPT-style encoder of this atlas; ``file``: precomputed embeddings at ``path``;
+    ``auto``: zoobot when the catalog has vote fractions, else encoder. Measured on the demo atlas
+    (``python bench/embeddings.py --run demo``), SAE features of the zoobot embeddings align far better
+    with the mock's truth than those of the encoder, whose embeddings have an effective rank of about 4."""
     path: str = ""
     """With source = file: a .parquet (galaxy_id + vector) or .npy (+ .ids.txt) file. A rerun notices
     when the file changes (size or modification time) and recomputes the stage."""
@@ -44,22 +52,32 @@ class EmbeddingsConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("embeddings.batch_size must be >= 1")
-        if self.source not in ("encoder", "file"):
-            raise ValueError(f"embeddings.source must be 'encoder' or 'file', got {self.source!r}")
+        if self.source not in ("auto", "zoobot", "encoder", "file"):
+            raise ValueError(f"embeddings.source must be 'auto', 'zoobot', 'encoder' or 'file', got {self.source!r}")
         if self.pooling not in ("light", "mean"):
             raise ValueError(f"embeddings.pooling must be 'light' or 'mean', got {self.pooling!r}")
         if self.source == "file" and not self.path:
             raise ValueError("embeddings.source = 'file' needs embeddings.path")
 
 
-@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder"), version=2)
+@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=3, optional=("zoobot",))
 def embed_survey(ctx: StageContext) -> dict:
-    """Final hidden states, pooled over patches (by their light by default), of the encoder for every galaxy (or embeddings from a file)."""
+    """Galaxy embeddings: the Zoobot-style network's, the encoder's (pooled over patches) or a file's."""
     survey = Survey.load(ctx.inputs["survey"])
-    if ctx.cfg.source == "file":
+    source = ctx.cfg.source
+    if source == "auto":
+        source = "zoobot" if "zoobot" in ctx.inputs else "encoder"
+    if source == "file":
         x = load_aligned(Path(ctx.cfg.path).expanduser(), survey.catalog["galaxy_id"], ctx.cfg.id_column)
         np.save(ctx.out / EMBEDDINGS_FILE, x, allow_pickle=False)
         return {"n": len(x), "dim": int(x.shape[1]), "source": "file", "file_sha256": sha256_file(Path(ctx.cfg.path))}
+    if source == "zoobot":
+        if "zoobot" not in ctx.inputs:
+            raise ValueError("embeddings.source = 'zoobot' but the zoobot stage was not applicable "
+                             "(the catalog has no Galaxy Zoo vote fractions); use 'encoder' or 'auto'")
+        shutil.copyfile(ctx.inputs["zoobot"] / ZOOBOT_EMBEDDINGS, ctx.out / EMBEDDINGS_FILE)
+        x = np.load(ctx.out / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+        return {"n": int(len(x)), "dim": int(x.shape[1]), "source": "zoobot"}
     model, norm = load_encoder(ctx.inputs["encoder"])
     n = len(survey)
     out = np.lib.format.open_memmap(ctx.out / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(n, model.cfg.n_embd))

@@ -12,6 +12,7 @@ import numpy as np
 from galaxyml.data.mock.catalog import UNITS, draw_catalog
 from galaxyml.data.mock.config import MockConfig
 from galaxyml.data.mock.render import render_images
+from galaxyml.data.mock.structure import VOTE_COLUMNS
 from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey
 
 ProgressFn = Callable[[int, int, str], None]
@@ -32,6 +33,7 @@ def mock_meta(cfg: MockConfig) -> dict:
         "psf_fwhm_arcsec": cfg.psf_fwhm_arcsec,
         "units": dict(UNITS),
         "truth_columns": [c for c in UNITS if c not in ("ra", "dec")],
+        "vote_columns": list(VOTE_COLUMNS),
         "prediction_floors": {
             "oh_12": cfg.metallicity_scatter_dex,
             "n2": cfg.metallicity_scatter_dex / 0.57,

@@ -1,0 +1,68 @@
+"""The Zoobot-style vote network and the embeddings it gives the sparse-feature suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from galaxyml.atlas import Atlas
+from galaxyml.data.mock.structure import VOTE_COLUMNS
+from galaxyml.models.zoobot import VoteSchema, vote_loss
+from precompute.stage import StageNotApplicable
+from precompute.stages.zoobot import ZoobotConfig, vote_columns
+
+
+def test_questions_are_read_from_galaxy_zoo_column_names():
+    schema = VoteSchema.from_columns(VOTE_COLUMNS)
+    assert schema.questions == ("smooth-or-featured", "disk-edge-on", "has-spiral-arms", "bar", "merging")
+    # three answers, then binary questions with a complement each, then three bar answers, then merging
+    assert schema.slices == ((0, 3), (3, 5), (5, 7), (7, 10), (10, 12))
+    with pytest.raises(ValueError, match="<question>_<answer>_fraction"):
+        VoteSchema.from_columns(["bar_strong", "smooth-or-featured_smooth_fraction"])
+
+
+def test_targets_add_complements_renormalise_and_mark_unasked_questions():
+    schema = VoteSchema.from_columns(["q_a_fraction", "q_b_fraction", "edge_yes_fraction"])
+    t = schema.targets(np.array([[0.2, 0.6, 0.25], [np.nan, np.nan, 1.0], [0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(t[0], [0.25, 0.75, 0.25, 0.75])  # q renormalised; edge gets its "no"
+    assert np.isnan(t[1, :2]).all() and t[1, 2:].tolist() == [1.0, 0.0]  # q not asked
+    assert np.isnan(t[2, :2]).all()  # nobody answered q
+
+
+def test_loss_is_zero_at_the_observed_fractions_and_ignores_unasked_questions():
+    schema = VoteSchema.from_columns(VOTE_COLUMNS)
+    rng = np.random.default_rng(0)
+    fractions = rng.dirichlet(np.ones(3), 8)
+    f = np.column_stack([fractions, rng.random((8, 2)), rng.dirichlet(np.ones(3), 8), rng.random(8)])
+    f[3, 5:8] = np.nan  # the bar question was not asked of galaxy 3
+    target = torch.from_numpy(schema.targets(f))
+    logits = torch.log(torch.nan_to_num(target, nan=0.5).clamp_min(1e-12))
+    loss = vote_loss(schema)
+    assert loss(logits, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(torch.zeros_like(logits), target).item() > 0.05
+    np.testing.assert_allclose(schema.fractions(logits)[~np.isnan(f)], f[~np.isnan(f)], atol=1e-5)
+
+
+def test_a_catalog_without_votes_makes_the_stage_not_applicable_and_a_wrong_column_is_named():
+    cat = pd.DataFrame({"galaxy_id": ["a"], "g_r": [0.5]})
+    with pytest.raises(StageNotApplicable, match="vote-fraction"):
+        vote_columns(ZoobotConfig(), cat)
+    with pytest.raises(ValueError, match="bar_strong_fraction"):
+        vote_columns(ZoobotConfig(vote_columns="bar_strong_fraction"), cat)
+
+
+def test_quick_atlas_embeddings_come_from_the_vote_network(quick_home):
+    atlas = Atlas.open(quick_home / "quick")
+    met = atlas.metrics("zoobot")
+    assert met["questions"] == ["smooth-or-featured", "disk-edge-on", "has-spiral-arms", "bar", "merging"]
+    assert met["test_mae"] < met["baseline_mae"]  # it learned the votes, beyond their mean
+    assert atlas.metrics("embeddings")["source"] == "zoobot"
+    emb = np.load(quick_home / "quick" / "embeddings" / "embeddings.npy", allow_pickle=False)
+    z = np.load(quick_home / "quick" / "zoobot" / "embeddings.npy", allow_pickle=False)
+    np.testing.assert_array_equal(emb, z)
+    pred = pd.read_parquet(quick_home / "quick" / "zoobot" / "predictions.parquet")
+    assert list(pred["galaxy_id"]) == list(atlas.catalog()["galaxy_id"])
+    smooth = pred[[c for c in pred.columns if c.startswith("pred_smooth-or-featured")]].sum(axis=1)
+    np.testing.assert_allclose(smooth, 1.0, atol=1e-5)  # one softmax per question
