@@ -19,6 +19,7 @@ atlas = page("Compare feature models", ":material/compare:", needs="features")
 models = [m for m in atlas.feature_models() if m in ("sae", "matryoshka", "pca")]
 sets = {m: loaders.feature_set(atlas, m) for m in models}
 
+st.caption(f"All three models read the same galaxy embeddings, those of the {atlas.embeddings_source()}.")
 st.subheader("Sparsity and fidelity")
 rows = []
 for m in models:

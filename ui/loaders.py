@@ -51,7 +51,7 @@ def catalog(atlas: Atlas) -> pd.DataFrame:
 
 
 def embeddings(atlas: Atlas) -> np.ndarray:
-    """(N, D) float32 memmap of the encoder embeddings."""
+    """(N, D) float32 memmap of the galaxy embeddings."""
     return _cached(atlas, "embeddings", ("embeddings",))
 
 
