@@ -79,7 +79,7 @@ if atlas.ready("sae"):
     cols = st.columns(5)
     if atlas.metrics("embeddings").get("source") == "zoobot":
         zoo = atlas.metrics("zoobot")
-        cols[0].metric("Vote MAE", f"{zoo['test_mae']:.3f}", delta=f"baseline {zoo['baseline_mae']:.3f}",
+        cols[0].metric("Vote-fraction MAE", f"{zoo['test_mae']:.3f}", delta=f"baseline {zoo['baseline_mae']:.3f}",
                        delta_color="off", delta_arrow="off",
                        help="Mean absolute error of the Zoobot-style network's predicted Galaxy Zoo vote fractions "
                             f"on {zoo['n_test']:,} held-out galaxies (baseline: the training mean); its "

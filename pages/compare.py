@@ -45,7 +45,8 @@ if all(sets[m].rho is not None for m in models):
     best_rho = {m: sets[m].rho.abs().max(axis=0) for m in models}
     order = best_rho[models[0]].sort_values(ascending=False).index
     st.markdown("**Best |Spearman ρ| with each property**")
-    st.plotly_chart(grouped_bars({m: best_rho[m][order] for m in models}, "max |ρ| over features", yrange=[0, 1]),
+    st.plotly_chart(grouped_bars({m: best_rho[m][order] for m in models}, "max |ρ| over features", height=520,
+                                 yrange=[0, 1]),
                     width="stretch")
     share = {m: float((best_rho[m] > best_rho["pca"]).mean()) for m in models if m != "pca" and "pca" in models}
     if share:

@@ -15,7 +15,7 @@ def grouped_bars(values: dict[str, pd.Series], yaxis: str, height: int = 340, yr
     fig = go.Figure([go.Bar(name=NAMES.get(m, m), x=s.index, y=s.values, marker_color=COLOURS.get(m))
                      for m, s in values.items()])
     fig.update_layout(barmode="group", yaxis_title=yaxis, height=height, margin=MARGIN, yaxis_range=yrange,
-                      legend=dict(orientation="h", y=1.12))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02))  # above the bars, never over them
     return fig
 
 
@@ -23,7 +23,8 @@ def training_curves(histories: dict[str, list[dict]]) -> go.Figure:
     fig = go.Figure([go.Scatter(x=[h["epoch"] for h in hist], y=[h["fvu"] for h in hist], name=NAMES.get(m, m),
                                 line=dict(color=COLOURS.get(m))) for m, hist in histories.items()])
     fig.update_layout(xaxis_title="epoch", yaxis_title="training FVU (mean over the epoch)", yaxis_type="log",
-                      height=300, margin=MARGIN, legend=dict(orientation="h", y=1.15))
+                      height=300, margin=MARGIN, legend=dict(orientation="h", yanchor="bottom", y=1.02))
+    fig.update_yaxes(dtick=1, tickformat=".0e", minor=dict(ticks="inside", showgrid=True))  # label decades only
     return fig
 
 
@@ -40,5 +41,6 @@ def novelty_histograms(novelty: dict[str, pd.Series]) -> go.Figure:
                                   xbins=dict(start=0, end=1, size=0.025), histnorm="probability")
                      for m, s in novelty.items()])
     fig.update_layout(barmode="overlay", xaxis_title="novelty = 1 − R² on all catalog properties",
-                      yaxis_title="share of live features", height=300, margin=MARGIN, legend=dict(orientation="h", y=1.15))
+                      yaxis_title="share of live features", height=300, margin=MARGIN,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02))
     return fig

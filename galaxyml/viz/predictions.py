@@ -47,7 +47,7 @@ def predicted_vs_true(true: np.ndarray, pred: np.ndarray, label: str, floor: flo
                                  name=f"±floor ({floor:.3g})"))
     fig.add_trace(go.Scatter(x=line, y=line, mode="lines", line=dict(color="white", dash="dash"), name="1:1"))
     fig.update_layout(xaxis_title=f"true {label}", yaxis_title=f"predicted {label}", height=420, margin=MARGIN,
-                      xaxis_range=[lo, hi], yaxis_range=[lo, hi], legend=dict(orientation="h", y=1.08))
+                      xaxis_range=[lo, hi], yaxis_range=[lo, hi], legend=dict(orientation="h", yanchor="bottom", y=1.02))
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
 
@@ -75,7 +75,7 @@ def binned_residuals(x: np.ndarray, resid: np.ndarray, x_label: str, y_label: st
         for s in (-floor, floor):
             fig.add_hline(y=s, line=dict(color="grey", dash="dot"))
     fig.update_layout(xaxis_title=x_label, yaxis_title=y_label, height=360, margin=MARGIN,
-                      legend=dict(orientation="h", y=1.1))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02))
     return fig
 
 
@@ -148,5 +148,5 @@ def probe_scores(table: pd.DataFrame) -> go.Figure:
     ])
     fig.update_layout(xaxis_title="cross-validated score (R² or AUROC)", xaxis_range=[min(0.0, cont["score"].min()
                       if len(cont) else 0.0), 1.0], height=max(300, 18 * len(table)), margin=MARGIN,
-                      legend=dict(orientation="h", y=1.05))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02))
     return fig
