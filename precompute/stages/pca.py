@@ -27,7 +27,7 @@ class PCAConfig:
     """Components kept as features (the SAEs' k, so the L0 is equal)."""
     batch_size: int = 4096
     """Rows per incremental fit step (streams embeddings of any size)."""
-    input_norm: Literal["global", "per_dim"] = "per_dim"
+    input_norm: Literal["global", "per_dim"] = "global"
     """Embedding scaling, as for the SAEs, so that FVUs compare in the same space."""
 
     def __post_init__(self) -> None:

@@ -30,9 +30,10 @@ class SAEConfig:
     """Active latents per galaxy."""
     epochs: int = 100
     """Passes over the embeddings (the precedent trained 200). Measured on the demo (k = 32, 1,024
-    latents): on the Zoobot-style embeddings FVU 0.0067 after 100 epochs (22 s on 2 cores) and 0.0044
-    after 200 (48 s), against PCA's 0.016 at 32 components, with the same truth alignment; on the
-    encoder's embeddings 0.0028 after 60 epochs, 0.0015 after 120 (PCA's 0.0015), 0.0011 after 200."""
+    latents, per-dimension scaling): on the Zoobot-style embeddings FVU 0.0067 after 100 epochs (22 s on
+    2 cores) and 0.0044 after 200 (48 s), against PCA's 0.016 at 32 components, with the same truth
+    alignment; on the encoder's embeddings 0.0028 after 60 epochs, 0.0015 after 120 (PCA's 0.0015),
+    0.0011 after 200."""
     batch_size: int = 256
     """Galaxies per step."""
     lr: float = 3e-3
@@ -45,9 +46,13 @@ class SAEConfig:
     """Weight of the AuxK loss."""
     dead_after_galaxies: int = 2048
     """A latent is dead after this many galaxies without firing (AuxK then revives it)."""
-    input_norm: Literal["global", "per_dim"] = "per_dim"
-    """Embedding scaling before the SAE: each dimension to unit variance (FVU of the standardised
-    embeddings; the default, as one direction dominates the raw variance), or one scalar for all."""
+    input_norm: Literal["global", "per_dim"] = "global"
+    """Embedding scaling before the SAE: one scalar for all dimensions (the default), or each dimension
+    to unit variance (FVU then of the standardised embeddings). Measured on the demo, 100 epochs: on the
+    Zoobot-style embeddings ``global`` gives FVU 0.0045 against PCA's 0.0094, 0.9% dead latents and beats
+    PCA's max |rho| on 72% of the properties, ``per_dim`` 0.0068 against 0.0156, 4.3% and 63%; on the
+    encoder's embeddings the dead fractions are equal (3.3%) and ``global`` reaches the lower FVU
+    relative to PCA (0.00132 against 0.00109, ``per_dim`` 0.00177 against 0.00154)."""
     seed: int = 0
     """Seed of initialisation and batch order."""
 
