@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,10 @@ class SFNetTrainConfig:
             raise ValueError("sfnet max_lr must be positive")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"sfnet device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    def train_config(self) -> SFNetTrainConfig:
+        """Just the schedule, from a stage config that extends it."""
+        return SFNetTrainConfig(**{f.name: getattr(self, f.name) for f in fields(SFNetTrainConfig)})
 
 
 def resolve_device(name: str) -> torch.device:

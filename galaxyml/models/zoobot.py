@@ -28,6 +28,11 @@ from torch import Tensor
 FRACTION_SUFFIX = "_fraction"
 
 
+def is_vote_column(name: str) -> bool:
+    """True for a column named like a Galaxy Zoo vote fraction, ``<question>_<answer>_fraction``."""
+    return name.endswith(FRACTION_SUFFIX) and "_" in name[: -len(FRACTION_SUFFIX)]
+
+
 @dataclass(frozen=True)
 class VoteSchema:
     """The decision tree's questions, read from Galaxy Zoo column names ``<question>_<answer>_fraction``."""
@@ -48,7 +53,7 @@ class VoteSchema:
         """Group ``<question>_<answer>_fraction`` columns by question (order of first appearance)."""
         groups: dict[str, list[str]] = {}
         for col in columns:
-            if not col.endswith(FRACTION_SUFFIX) or "_" not in col[: -len(FRACTION_SUFFIX)]:
+            if not is_vote_column(col):
                 raise ValueError(f"vote column {col!r} is not named <question>_<answer>_fraction")
             groups.setdefault(col[: -len(FRACTION_SUFFIX)].rsplit("_", 1)[0], []).append(col)
         if not groups:

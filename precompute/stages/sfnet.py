@@ -15,7 +15,7 @@ has that column, otherwise a seeded ``test_fraction``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -77,9 +77,6 @@ class SFNetStageConfig(SFNetTrainConfig):
             raise ValueError(f"sfnet test_fraction must be in (0, 0.9), got {self.test_fraction}")
         if self.sample_galaxies < 100 or self.top_n < 1:
             raise ValueError("sfnet sample_galaxies >= 100 and top_n >= 1 are required")
-
-    def train_config(self) -> SFNetTrainConfig:
-        return SFNetTrainConfig(**{f.name: getattr(self, f.name) for f in fields(SFNetTrainConfig)})
 
 
 def target_columns(cfg: SFNetStageConfig, kind: str, catalog: pd.DataFrame) -> list[str]:

@@ -10,7 +10,7 @@ the stage not applicable, and the ``embeddings`` stage then uses the astroPT-sty
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import pandas as pd
 from galaxyml.data.survey import Survey, test_mask
 from galaxyml.models.sfnet import SFNetConfig
 from galaxyml.models.sfnet_training import SFNetTrainConfig, fit_sfnet, input_normalisation, iter_predictions, save_sfnet
-from galaxyml.models.zoobot import FRACTION_SUFFIX, VoteSchema, vote_loss
+from galaxyml.models.zoobot import VoteSchema, is_vote_column, vote_loss
 from precompute.stage import StageContext, StageNotApplicable, register
 
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -50,9 +50,6 @@ class ZoobotConfig(SFNetTrainConfig):
             raise ValueError(f"zoobot.test_fraction must be in (0, 0.9), got {self.test_fraction}")
         SFNetConfig(widths=tuple(self.widths), stem_stride=self.stem_stride)  # checks the shape
 
-    def train_config(self) -> SFNetTrainConfig:
-        return SFNetTrainConfig(**{f.name: getattr(self, f.name) for f in fields(SFNetTrainConfig)})
-
 
 def vote_columns(cfg: ZoobotConfig, catalog: pd.DataFrame, meta: dict | None = None) -> list[str]:
     """The vote-fraction columns to train on: the config's, else the survey's ``vote_columns`` (the mock
@@ -64,8 +61,8 @@ def vote_columns(cfg: ZoobotConfig, catalog: pd.DataFrame, meta: dict | None = N
             raise ValueError(f"zoobot.vote_columns names columns the catalog does not have: {', '.join(missing)}")
     else:
         listed = (meta or {}).get("vote_columns")
-        wanted = [c for c in listed if c in catalog] if listed is not None else [
-            c for c in catalog.columns if str(c).endswith(FRACTION_SUFFIX) and "_" in str(c)[: -len(FRACTION_SUFFIX)]]
+        wanted = ([c for c in listed if c in catalog] if listed is not None
+                  else [c for c in catalog.columns if is_vote_column(str(c))])
         if not wanted:
             raise StageNotApplicable("the catalog has no Galaxy Zoo vote-fraction columns "
                                      "(<question>_<answer>_fraction); the embeddings come from the encoder")
