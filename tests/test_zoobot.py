@@ -66,3 +66,18 @@ def test_quick_atlas_embeddings_come_from_the_vote_network(quick_home):
     assert list(pred["galaxy_id"]) == list(atlas.catalog()["galaxy_id"])
     smooth = pred[[c for c in pred.columns if c.startswith("pred_smooth-or-featured")]].sum(axis=1)
     np.testing.assert_allclose(smooth, 1.0, atol=1e-5)  # one softmax per question
+
+
+@pytest.mark.parametrize("source, epochs", [("zoobot", 100), ("encoder", 200), ("file", 200)])
+def test_sae_epochs_follow_the_embeddings_source_unless_set(tmp_path, source, epochs):
+    from precompute.stage import StageContext
+    from precompute.stages.embeddings import SOURCE_FILE
+    from precompute.stages.matryoshka import MatryoshkaConfig
+    from precompute.stages.sae import SAEConfig, with_epochs
+
+    (tmp_path / SOURCE_FILE).write_text(f'{{"source": "{source}"}}')
+    for cfg in (SAEConfig(), MatryoshkaConfig()):
+        ctx = StageContext("sae", cfg, tmp_path, {"embeddings": tmp_path})
+        assert with_epochs(ctx).epochs == epochs
+    ctx = StageContext("sae", SAEConfig(epochs=7), tmp_path, {"embeddings": tmp_path})
+    assert with_epochs(ctx).epochs == 7

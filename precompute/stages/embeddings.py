@@ -4,6 +4,7 @@ encoder's (streamed into an npy memmap), or a file of embeddings made elsewhere.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from precompute.stage import StageContext, register
 from precompute.stages.zoobot import EMBEDDINGS_FILE as ZOOBOT_EMBEDDINGS
 
 EMBEDDINGS_FILE = "embeddings.npy"
+SOURCE_FILE = "source.json"
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,20 @@ class EmbeddingsConfig:
             raise ValueError("embeddings.source = 'file' needs embeddings.path")
 
 
-@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=3, optional=("zoobot",))
+@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=4, optional=("zoobot",))
 def embed_survey(ctx: StageContext) -> dict:
     """Galaxy embeddings: the Zoobot-style network's, the encoder's (pooled over patches) or a file's."""
+    metrics = _embed(ctx)
+    (ctx.out / SOURCE_FILE).write_text(json.dumps({"source": metrics["source"]}))  # what later stages may ask
+    return metrics
+
+
+def embeddings_source(folder: Path) -> str:
+    """What made the embeddings of a finished ``embeddings`` stage: zoobot, encoder or file."""
+    return json.loads((folder / SOURCE_FILE).read_text())["source"]
+
+
+def _embed(ctx: StageContext) -> dict:
     survey = Survey.load(ctx.inputs["survey"])
     source = ctx.cfg.source
     if source == "auto":

@@ -9,7 +9,7 @@ import torch
 
 from galaxyml.models.sae import MatryoshkaSAE
 from precompute.stage import StageContext, register
-from precompute.stages.sae import fit_sparse_coder, load_embeddings, prepare, write_codes
+from precompute.stages.sae import fit_sparse_coder, load_embeddings, prepare, with_epochs, write_codes
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,9 @@ class MatryoshkaConfig:
     """Sizes of the nested groups of latents (their sum is the number of latents)."""
     k: int = 32
     """Active latents per galaxy."""
-    epochs: int = 100
-    """Passes over the embeddings (the precedent trained 200; the ``large`` preset does). On the demo's
+    epochs: int = 0
+    """Passes over the embeddings; 0 chooses by what made them, as for the ``sae`` stage (100 for the
+    Zoobot-style network's, else the precedent's 200). On the demo's
     Zoobot-style embeddings (per-dimension scaling) FVU 0.0064 after 100 epochs (31 s on 2 cores), 0.0048
     after 200, against PCA's 0.016 at 32 components; on the encoder's embeddings 0.0021 after 60 epochs,
     0.0013 after 120, 0.0010 after 200, against PCA's 0.0015."""
@@ -46,16 +47,16 @@ class MatryoshkaConfig:
             raise ValueError(f"matryoshka.group_sizes must be positive sizes, got {self.group_sizes}")
         if not 0 < self.k <= sum(self.group_sizes):
             raise ValueError(f"matryoshka.k = {self.k} must be in [1, sum(group_sizes) = {sum(self.group_sizes)}]")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("matryoshka.epochs and matryoshka.batch_size must be >= 1")
+        if self.epochs < 0 or self.batch_size < 1:
+            raise ValueError("matryoshka.epochs must be >= 0 and matryoshka.batch_size >= 1")
         if self.input_norm not in ("global", "per_dim"):
             raise ValueError(f"matryoshka.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
 
 
-@register("matryoshka", MatryoshkaConfig, inputs=("embeddings",), version=4)
+@register("matryoshka", MatryoshkaConfig, inputs=("embeddings",), version=5)
 def train_matryoshka(ctx: StageContext) -> dict:
     """Train the Matryoshka SAE; store weights, sparse codes and the FVU of every group prefix."""
-    cfg: MatryoshkaConfig = ctx.cfg
+    cfg: MatryoshkaConfig = with_epochs(ctx)
     x = load_embeddings(ctx)
     sample, scale, rng = prepare(x, cfg)
     sae = MatryoshkaSAE(x.shape[1], cfg.group_sizes, cfg.k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -16,6 +17,7 @@ from galaxyml.arrays import streamed_mean
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, train_step
 from precompute.stage import StageContext, register
+from precompute.stages.embeddings import embeddings_source
 
 HISTORY_FILE = "history.json"
 
@@ -28,13 +30,13 @@ class SAEConfig:
     """Latents per embedding dimension: M = expansion x d."""
     k: int = 32
     """Active latents per galaxy."""
-    epochs: int = 100
-    """Passes over the embeddings (the precedent trained 200). Measured on the demo (k = 32, 1,024
-    latents, per-dimension scaling): on the Zoobot-style embeddings FVU 0.0067 after 100 epochs (22 s on
-    2 cores) and 0.0044 after 200 (48 s), against PCA's 0.016 at 32 components, with the same truth
-    alignment; on the encoder's embeddings 0.0028 after 60 epochs, 0.0015 after 120 (PCA's 0.0015),
-    0.0011 after 200. With the default global scaling, 100 epochs on the encoder's embeddings leave FVU
-    0.00132 against PCA's 0.00109: train 200 (``--set sae.epochs=200``) on a survey without votes."""
+    epochs: int = 0
+    """Passes over the embeddings; 0 chooses by what made them: 100 for the Zoobot-style network's, 200
+    (the precedent's count) for any other. Measured on the demo (k = 32, 1,024 latents, per-dimension
+    scaling): on the Zoobot-style embeddings FVU 0.0067 after 100 epochs (22 s on 2 cores) and 0.0044
+    after 200 (48 s), against PCA's 0.016 at 32 components, with the same truth alignment; on the
+    encoder's embeddings 0.0028 after 60 epochs, 0.0015 after 120 (PCA's 0.0015), 0.0011 after 200, and
+    with the default global scaling 100 epochs leave FVU 0.00132, above PCA's 0.00109."""
     batch_size: int = 256
     """Galaxies per step."""
     lr: float = 3e-3
@@ -60,8 +62,8 @@ class SAEConfig:
     def __post_init__(self) -> None:
         if self.input_norm not in ("global", "per_dim"):
             raise ValueError(f"sae.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
-        if self.expansion < 1 or self.k < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("sae.expansion, sae.k, sae.epochs and sae.batch_size must be >= 1")
+        if self.expansion < 1 or self.k < 1 or self.epochs < 0 or self.batch_size < 1:
+            raise ValueError("sae.expansion, sae.k and sae.batch_size must be >= 1, sae.epochs >= 0")
         if self.lr < 0 or self.auxk_alpha < 0:
             raise ValueError("sae.lr and sae.auxk_alpha must be >= 0")
 
@@ -154,7 +156,7 @@ def write_codes(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, history: li
         "dead_fraction": float((counts == 0).mean()),
         "dense_fraction": float((counts > DENSE_THRESHOLD * len(x)).mean()),
         "dense_threshold": DENSE_THRESHOLD,
-        "n_latents": sae.n_latents, "k": sae.k, "samples_per_s": cfg.epochs * len(x) / seconds,
+        "n_latents": sae.n_latents, "k": sae.k, "epochs": cfg.epochs, "samples_per_s": cfg.epochs * len(x) / seconds,
     }
     if len(fvus) > 1:
         metrics["group_fvu"] = fvus
@@ -165,6 +167,19 @@ def load_embeddings(ctx: StageContext) -> np.ndarray:
     return np.load(ctx.inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)
 
 
+EPOCHS_BY_SOURCE = {"zoobot": 100}
+"""Epochs an SAE trains with ``epochs = 0``, by what made the embeddings (else :data:`DEFAULT_EPOCHS`)."""
+DEFAULT_EPOCHS = 200
+
+
+def with_epochs(ctx: StageContext):
+    """The stage's config with ``epochs = 0`` resolved by the embeddings' source."""
+    if ctx.cfg.epochs:
+        return ctx.cfg
+    return dataclasses.replace(ctx.cfg, epochs=EPOCHS_BY_SOURCE.get(embeddings_source(ctx.inputs["embeddings"]),
+                                                                    DEFAULT_EPOCHS))
+
+
 def prepare(x: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
     """Seeded generator, a sample of rows, and the input scale."""
     torch.manual_seed(cfg.seed)
@@ -173,10 +188,10 @@ def prepare(x: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.random.Gener
     return sample, input_scale(sample, cfg.input_norm), rng
 
 
-@register("sae", SAEConfig, inputs=("embeddings",), version=4)
+@register("sae", SAEConfig, inputs=("embeddings",), version=5)
 def train_sae(ctx: StageContext) -> dict:
     """Train the TopK SAE on the embeddings; store weights and sparse codes of every galaxy."""
-    cfg: SAEConfig = ctx.cfg
+    cfg: SAEConfig = with_epochs(ctx)
     x = load_embeddings(ctx)
     d = x.shape[1]
     n_latents = cfg.expansion * d
