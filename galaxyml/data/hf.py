@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey, SurveyError
+from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey, SurveyError, is_vote_column
 
 RGB_BANDS = ("R", "G", "B")
 
@@ -87,8 +87,8 @@ def write_hf_survey(path: str | Path, folder: Path, image_size_px: int = 64, ima
     ids = catalog.pop(id_column).astype(str) if id_column in catalog else pd.Series([f"hf-{i:07d}" for i in range(n)])
     catalog.insert(0, "galaxy_id", ids.to_numpy())
     catalog.to_parquet(folder / CATALOG_FILE, index=False)
+    votes = [c for c in catalog.columns if is_vote_column(c)]
     meta = {"source": "hf", "is_mock": False, "flux_unit": "display RGB in [0, 1]", "dataset_path": str(path),
-            "units": {c: "fraction" for c in catalog.columns if c.endswith("_fraction")},
-            "vote_columns": [c for c in catalog.columns if c.endswith("_fraction")]}
+            "units": {c: "fraction" for c in votes}, "vote_columns": votes}
     (folder / META_FILE).write_text(json.dumps({"bands": list(RGB_BANDS), "meta": meta}, indent=1))
     return Survey.load(folder)

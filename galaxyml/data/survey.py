@@ -124,7 +124,15 @@ class Survey:
         return cls(catalog=catalog, images=images, bands=tuple(info["bands"]), meta=info.get("meta", {}))
 
 
-def test_mask(catalog: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+FRACTION_SUFFIX = "_fraction"
+
+
+def is_vote_column(name: str) -> bool:
+    """True for a column named like a Galaxy Zoo vote fraction, ``<question>_<answer>_fraction``."""
+    return name.endswith(FRACTION_SUFFIX) and "_" in name[: -len(FRACTION_SUFFIX)]
+
+
+def held_out_mask(catalog: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
     """Held-out galaxies: the catalog's ``split == "test"`` rows, else a seeded random share."""
     if "split" in catalog:
         return catalog["split"].astype(str).str.lower().eq("test").to_numpy()

@@ -25,12 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-FRACTION_SUFFIX = "_fraction"
+from galaxyml.data.survey import FRACTION_SUFFIX, is_vote_column
 
-
-def is_vote_column(name: str) -> bool:
-    """True for a column named like a Galaxy Zoo vote fraction, ``<question>_<answer>_fraction``."""
-    return name.endswith(FRACTION_SUFFIX) and "_" in name[: -len(FRACTION_SUFFIX)]
 
 
 @dataclass(frozen=True)

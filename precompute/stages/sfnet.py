@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from galaxyml import interpret
-from galaxyml.data.survey import Survey, test_mask
+from galaxyml.data.survey import Survey, held_out_mask
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
 from galaxyml.models.sfnet import K_CHOICES, SFNetConfig
 from galaxyml.models.sfnet_training import (
@@ -160,7 +160,7 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     if not has_target.all():
         log.warning("%s: %d of %d galaxies have no finite %s; they are predicted but neither trained on nor scored",
                     ctx.name, int((~has_target).sum()), len(cat), ", ".join(targets))
-    held_out = test_mask(cat, cfg.test_fraction, cfg.seed)
+    held_out = held_out_mask(cat, cfg.test_fraction, cfg.seed)
     train_idx = np.nonzero(has_target & ~held_out)[0]
     test_idx = np.nonzero(has_target & held_out)[0]
     if len(test_idx) < 2 or len(train_idx) < 20:

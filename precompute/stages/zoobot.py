@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from galaxyml.data.survey import Survey, test_mask
+from galaxyml.data.survey import Survey, held_out_mask, is_vote_column
 from galaxyml.models.sfnet import SFNetConfig
 from galaxyml.models.sfnet_training import SFNetTrainConfig, fit_sfnet, input_normalisation, iter_predictions, save_sfnet
-from galaxyml.models.zoobot import VoteSchema, is_vote_column, vote_loss
+from galaxyml.models.zoobot import VoteSchema, vote_loss
 from precompute.stage import StageContext, StageNotApplicable, register
 
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -83,7 +83,7 @@ def train_zoobot(ctx: StageContext) -> dict:
     fractions = cat[list(schema.columns)].to_numpy(np.float64)
     targets = schema.targets(fractions)
     has_votes = np.isfinite(targets).any(1)
-    held_out = test_mask(cat, cfg.test_fraction, cfg.seed)
+    held_out = held_out_mask(cat, cfg.test_fraction, cfg.seed)
     train_idx = np.nonzero(has_votes & ~held_out)[0]
     test_idx = np.nonzero(has_votes & held_out)[0]
     if len(train_idx) < 20 or len(test_idx) < 2:
