@@ -88,6 +88,13 @@ def input_normalisation(images: np.ndarray, bands: tuple[str, ...]) -> Normalisa
     return Normalisation.fit(np.asarray(images), softening)
 
 
+def training_normalisation(images: np.ndarray, bands: tuple[str, ...], train_idx: np.ndarray, seed: int,
+                           n: int = 2048) -> Normalisation:
+    """:func:`input_normalisation` fitted on a seeded sample of at most ``n`` training images only."""
+    rows = np.sort(np.random.default_rng(seed).choice(train_idx, min(len(train_idx), n), replace=False))
+    return input_normalisation(images[rows], bands)
+
+
 @dataclass
 class FitResult:
     """A trained SFNet (head in physical units) and its training record."""

@@ -25,7 +25,7 @@ from galaxyml.data.survey import Survey, held_out_mask
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
 from galaxyml.models.sfnet import K_CHOICES, SFNetConfig
 from galaxyml.models.sfnet_training import (
-    SFNetTrainConfig, fit_sfnet, input_normalisation, iter_predictions, predict, regression_metrics, save_sfnet,
+    SFNetTrainConfig, fit_sfnet, iter_predictions, predict, regression_metrics, save_sfnet, training_normalisation,
 )
 from precompute.stage import StageContext, StageNotApplicable, log, register
 from precompute.stages.features import interpret_model, property_table
@@ -170,8 +170,7 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
                          f"{', '.join(targets)} with {where}; at least 20 and 2 are needed")
     floors = survey.meta.get("prediction_floors", {})
     n_imgs = len(survey)
-    fit_rows = np.sort(np.random.default_rng(cfg.seed).choice(train_idx, min(len(train_idx), 2048), replace=False))
-    norm = input_normalisation(survey.images[fit_rows], survey.bands)  # input scaling from training images only
+    norm = training_normalisation(survey.images, survey.bands, train_idx, cfg.seed)
     sweep: list[dict] = []
     for k in dict.fromkeys((cfg.k, *cfg.k_sweep)):  # the browsed k first, then the rest of the sweep
         fit_k, scores = _train_one(ctx, cfg, survey, y, train_idx, test_idx, k, floors, norm, targets,

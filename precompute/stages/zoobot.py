@@ -17,7 +17,9 @@ import pandas as pd
 
 from galaxyml.data.survey import Survey, held_out_mask, is_vote_column
 from galaxyml.models.sfnet import SFNetConfig
-from galaxyml.models.sfnet_training import SFNetTrainConfig, fit_sfnet, input_normalisation, iter_predictions, save_sfnet
+from galaxyml.models.sfnet_training import (
+    SFNetTrainConfig, fit_sfnet, iter_predictions, save_sfnet, training_normalisation,
+)
 from galaxyml.models.zoobot import VoteSchema, vote_loss
 from precompute.stage import StageContext, StageNotApplicable, register
 
@@ -89,8 +91,7 @@ def train_zoobot(ctx: StageContext) -> dict:
     if len(train_idx) < 20 or len(test_idx) < 2:
         raise ValueError(f"{len(train_idx)} training and {len(test_idx)} test galaxies have votes; "
                          "at least 20 and 2 are needed")
-    fit_rows = np.sort(np.random.default_rng(cfg.seed).choice(train_idx, min(len(train_idx), 2048), replace=False))
-    norm = input_normalisation(survey.images[fit_rows], survey.bands)
+    norm = training_normalisation(survey.images, survey.bands, train_idx, cfg.seed)
     model_cfg = SFNetConfig(n_chan=survey.images.shape[1], widths=tuple(cfg.widths), k=0,
                             n_targets=schema.n_logits, stem_stride=cfg.stem_stride)
     loss = vote_loss(schema)
