@@ -31,6 +31,8 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    gpu = f"GPU {torch.cuda.get_device_name()} (stages with device = auto use it)" if torch.cuda.is_available() else "no GPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {gpu}", flush=True)
     stages = all_stages()
     configs = resolve_configs(stages, read_preset(args.preset), args.overrides)
     with tempfile.TemporaryDirectory() as tmp:

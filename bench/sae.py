@@ -8,6 +8,7 @@ order so that machine noise hits both alike; sparsify's side replays the per-ste
     pip install eai-sparsify          # for this benchmark only
     python bench/sae.py                               # synthetic data, d = 256 (see shared notes)
     python bench/sae.py --run demo --home runs        # an atlas's embeddings
+    python bench/sae.py --embeddings emb.npy --device cuda   # an (N, d) .npy file, on a GPU
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from galaxyml.models.sae import TopKSAE, default_lr, fvu, train_step  # noqa: E4
 
 K, EXPANSION, BATCH, WARMUP, AUXK, DEAD_AFTER = 32, 8, 256, 50, 1 / 32, 10_000
 BF16 = False
+DEVICE = torch.device("cpu")
 
 
 def synthetic(d: int, n: int, seed: int) -> np.ndarray:
@@ -56,9 +58,10 @@ class Ours:
         self.sae.bf16 = BF16
         with torch.no_grad():
             self.sae.b_pre.copy_(torch.from_numpy(x[:4096].mean(0)))
+        self.sae.to(DEVICE)
         self.lr = default_lr(self.sae.n_latents)
         self.opt = torch.optim.Adam(self.sae.parameters(), lr=self.lr, fused=True)
-        self.since = torch.zeros(self.sae.n_latents, dtype=torch.long)
+        self.since = torch.zeros(self.sae.n_latents, dtype=torch.long, device=DEVICE)
         self.total, self.t = total, 0
 
     def step(self, xb: torch.Tensor) -> None:
@@ -87,9 +90,10 @@ class Sparsify:
         self.sae = SparseCoder(d, SparseCoderConfig(expansion_factor=EXPANSION, k=K))
         with torch.no_grad():
             self.sae.b_dec.data = torch.from_numpy(x[:4096].mean(0))
+        self.sae.to(DEVICE)
         self.lr = 2e-4 / (self.sae.num_latents / 2**14) ** 0.5
         self.opt = torch.optim.Adam(self.sae.parameters(), lr=self.lr)  # as sparsify's Trainer
-        self.since = torch.zeros(self.sae.num_latents, dtype=torch.long)
+        self.since = torch.zeros(self.sae.num_latents, dtype=torch.long, device=DEVICE)
         self.total, self.t = total, 0
 
     def step(self, xb: torch.Tensor) -> None:
@@ -118,6 +122,11 @@ class Sparsify:
         return 1.0 - torch.bincount(idx.flatten(), minlength=self.sae.num_latents).gt(0).float().mean().item()
 
 
+def synchronise() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def run(x: np.ndarray, held: np.ndarray, epochs: int, seed: int) -> dict:
     torch.manual_seed(seed)
     n_steps = epochs * (len(x) // BATCH)
@@ -126,15 +135,19 @@ def run(x: np.ndarray, held: np.ndarray, epochs: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     batches = [rng.permutation(len(x)) for _ in range(epochs)]
     order = [i for e in batches for i in np.array_split(e[: len(e) // BATCH * BATCH], len(e) // BATCH)]
+    xs = torch.from_numpy(x).to(DEVICE)  # both read their batches from the same device-resident copy
+    order = [torch.from_numpy(i).to(DEVICE) for i in order]
     chunk = 13
     for c, start in enumerate(range(0, n_steps, chunk)):
         rotation = trainers if c % 2 == 0 else trainers[::-1]
         for tr in rotation:
+            synchronise()
             t0 = time.perf_counter()
             for idx in order[start : start + chunk]:
-                tr.step(torch.from_numpy(x[idx]))
+                tr.step(xs[idx])
+            synchronise()
             seconds[tr.name] += time.perf_counter() - t0
-    h = torch.from_numpy(held)
+    h = torch.from_numpy(held).to(DEVICE)
     return {tr.name: {"samples_per_s": n_steps * BATCH / seconds[tr.name],
                       "fvu": float(fvu(h, tr.reconstruct(h))), "dead": tr.dead_fraction(h)} for tr in trainers}
 
@@ -143,6 +156,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", help="use this atlas's embeddings instead of synthetic data")
     ap.add_argument("--home", type=Path, default=Path("runs"))
+    ap.add_argument("--embeddings", type=Path, help="use an (N, d) float .npy file of embeddings")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--d", type=int, default=256, help="synthetic embedding size")
     ap.add_argument("--n", type=int, default=50_000, help="synthetic training rows")
     ap.add_argument("--epochs", type=int, default=3)
@@ -150,26 +165,32 @@ def main() -> None:
     ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
                     help="bf16 latent selection in our encoder (auto: where the CPU has AVX512-BF16/AMX)")
     args = ap.parse_args()
-    global BF16
+    global BF16, DEVICE
+    from galaxyml.models.device import resolve_device
     from galaxyml.models.sae import bf16_is_fast
 
-    BF16 = bf16_is_fast() if args.bf16 == "auto" else args.bf16 == "on"
+    DEVICE = resolve_device(args.device, "--device")
+    BF16 = DEVICE.type == "cpu" and (bf16_is_fast() if args.bf16 == "auto" else args.bf16 == "on")
     try:
         import sparsify  # noqa: F401
     except ImportError:
         sys.exit("eai-sparsify is not installed: pip install eai-sparsify (only for this benchmark)")
-    if args.run:
-        from galaxyml.atlas import Atlas
+    if args.run or args.embeddings:
+        if args.embeddings:
+            emb, what = np.load(args.embeddings, allow_pickle=False).astype(np.float32), str(args.embeddings)
+        else:
+            from galaxyml.atlas import Atlas
 
-        emb = np.asarray(Atlas.open(args.home / args.run).embeddings(), np.float32)
+            emb, what = np.asarray(Atlas.open(args.home / args.run).embeddings(), np.float32), f"atlas '{args.run}'"
         emb = (emb - emb.mean(0)) / np.sqrt(emb.var(0).mean())
         cut = int(0.9 * len(emb))
-        x, held, what = emb[:cut], emb[cut:], f"atlas '{args.run}' embeddings, d = {emb.shape[1]}"
+        x, held, what = emb[:cut], emb[cut:], f"{what} embeddings, d = {emb.shape[1]}"
     else:
         data = synthetic(args.d, args.n + 5000, 0)
         x, held, what = data[: args.n], data[args.n :], f"synthetic, d = {args.d}"
+    where = (torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads")
     print(f"{what}: {len(x):,} train / {len(held):,} held out, M = {EXPANSION} d, k = {K}, batch {BATCH}, "
-          f"{args.epochs} epochs, {torch.get_num_threads()} threads, bf16 selection {'on' if BF16 else 'off'}")
+          f"{args.epochs} epochs, {where}, torch {torch.__version__}, bf16 selection {'on' if BF16 else 'off'}")
     ratios = []
     for seed in range(args.seeds):
         r = run(x, held, args.epochs, seed)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
-from galaxyml.models.sae import TopKSAE, dead_mask, fvu, train_step, update_since_fired
+from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, fvu, train_step, update_since_fired
+
+cuda = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 def test_topk_keeps_exactly_k_nonzeros_and_decodes_like_dense():
@@ -47,7 +51,7 @@ def test_fvu_definition():
     assert torch.isclose(fvu(x, x.mean(0).expand_as(x)), torch.tensor(1.0))
 
 
-def _train(auxk_alpha: float, steps: int = 300) -> float:
+def _train(auxk_alpha: float, steps: int = 300, device: str = "cpu") -> float:
     """Train on a toy problem where half the latents start dead; return the dead fraction."""
     torch.manual_seed(0)
     d, m, k = 16, 64, 4
@@ -55,24 +59,53 @@ def _train(auxk_alpha: float, steps: int = 300) -> float:
     sae = TopKSAE(d, m, k)
     with torch.no_grad():  # half of the latents start dead: far too weak to ever reach the top k
         sae.encoder.weight[32:] *= 0.02
+    sae.to(device)
     opt = torch.optim.Adam(sae.parameters(), lr=3e-3)
-    since = torch.zeros(m, dtype=torch.long)
+    since = torch.zeros(m, dtype=torch.long, device=device)
     for _ in range(steps):
         codes = torch.zeros(256, 48).scatter(1, torch.randint(0, 48, (256, 3)), torch.rand(256, 3) + 0.5)
         x = codes @ atoms
-        train_step(sae, opt, x, since, 512, auxk_alpha)
+        train_step(sae, opt, x.to(device), since, 512, auxk_alpha)
     with torch.no_grad():
         codes = torch.zeros(4096, 48).scatter(1, torch.randint(0, 48, (4096, 3)), torch.rand(4096, 3) + 0.5)
-        acts, idx = sae.encode(codes @ atoms)
-    alive = torch.zeros(m, dtype=torch.bool)
+        acts, idx = sae.encode((codes @ atoms).to(device))
+    alive = torch.zeros(m, dtype=torch.bool, device=device)
     alive[idx[acts > 0]] = True
     return 1.0 - alive.float().mean().item()
 
 
-def test_auxk_revives_dead_latents():
-    without, with_auxk = _train(0.0), _train(1 / 32)  # 1/32: the default AuxK weight
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
+def test_auxk_revives_dead_latents(device):
+    without, with_auxk = _train(0.0, device=device), _train(1 / 32, device=device)  # 1/32: the default AuxK weight
     assert without >= 0.45  # the weakened half stays dead without AuxK
     assert with_auxk < without - 0.3
+
+
+@pytest.mark.parametrize("min_d", [0, 10**6])  # embedding_bag path, dense-GEMM path
+@pytest.mark.parametrize("model", ["topk", "matryoshka"])
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_step_on_the_gpu_matches_the_cpu(monkeypatch, min_d, model):
+    import galaxyml.models.sae as sae_module
+
+    monkeypatch.setattr(sae_module, "EMBEDDING_BAG_MIN_D", min_d)
+    torch.manual_seed(1)
+    cpu = TopKSAE(12, 96, 6) if model == "topk" else MatryoshkaSAE(12, (16, 32, 48), 6)
+    gpu = copy.deepcopy(cpu).cuda()
+    x = torch.randn(40, 12)
+    dead = torch.zeros(96, dtype=torch.bool)
+    dead[::3] = True
+    outs = []
+    for sae, xx, dd in ((cpu, x, dead), (gpu, x.cuda(), dead.cuda())):
+        out = sae(xx, dead=dd)
+        (out.recon_loss + 0.5 * out.auxk_loss).backward()
+        outs.append(out)
+    c, g = outs
+    assert torch.equal(c.top_indices.sort(1).values, g.top_indices.sort(1).values.cpu())
+    torch.testing.assert_close(g.x_hat.cpu(), c.x_hat, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(g.auxk_loss.cpu(), c.auxk_loss, atol=1e-5, rtol=1e-4)
+    for (name, p_cpu), p_gpu in zip(cpu.named_parameters(), gpu.parameters()):
+        torch.testing.assert_close(p_gpu.grad.cpu(), p_cpu.grad, atol=1e-4, rtol=1e-3, msg=name)
 
 
 @pytest.mark.parametrize("min_d", [0, 10**6])  # embedding_bag path, dense-GEMM path

@@ -30,13 +30,14 @@ def fvu(x: Tensor, x_hat: Tensor) -> Tensor:
 
 def grouped_topk(x: Tensor, k: int, group: int = 8) -> tuple[Tensor, Tensor]:
     """Exact top-k along the last axis via group maxima: the top k values lie in the groups whose
-    maxima are among the k largest, so only k * group candidates need a second top-k."""
+    maxima are among the k largest, so only k * group candidates need a second top-k. A CPU
+    optimisation: on a GPU one ``topk`` kernel is used."""
     b, m = x.shape
-    if m % group or m // group < k:
+    if m % group or m // group < k or x.device.type != "cpu":
         return x.topk(k, dim=-1, sorted=False)
     maxima = x.view(b, m // group, group).amax(-1)
     _, groups = maxima.topk(k, dim=-1, sorted=False)  # (B, k)
-    candidates = (groups.unsqueeze(-1) * group + torch.arange(group)).view(b, k * group)
+    candidates = (groups.unsqueeze(-1) * group + torch.arange(group, device=x.device)).view(b, k * group)
     values, pos = x.gather(1, candidates).topk(k, dim=-1, sorted=False)
     return values, candidates.gather(1, pos)
 
@@ -130,7 +131,7 @@ class SparseEncode(torch.autograd.Function):
             w = weight.detach().requires_grad_()
             (grad_w,) = torch.autograd.grad(
                 F.embedding_bag(indices, w, per_sample_weights=g.detach(), mode="sum"), w, grad_outputs=x)
-        grad_b = torch.zeros(weight.shape[0], dtype=g.dtype).index_add_(0, indices.flatten(), g.flatten())
+        grad_b = g.new_zeros(weight.shape[0]).index_add_(0, indices.flatten(), g.flatten())
         if g_pre is not None:
             gp = g_pre  # the pre-activations are linear: no ReLU mask
             grad_x = grad_x + gp @ weight
@@ -321,7 +322,7 @@ CONFIG_FILE = "config.json"
 
 def save_sae(sae: TopKSAE, folder: Path, **extra) -> None:
     """Weights as safetensors plus a JSON config (as sparsify's ``save_to_disk``)."""
-    save_file({k: v.contiguous() for k, v in sae.state_dict().items()}, str(folder / WEIGHTS_FILE))
+    save_file({k: v.detach().cpu().contiguous() for k, v in sae.state_dict().items()}, str(folder / WEIGHTS_FILE))
     (folder / CONFIG_FILE).write_text(json.dumps({**sae.config(), **extra}, indent=1))
 
 

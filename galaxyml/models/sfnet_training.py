@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from galaxyml.models.augment import flip_rotate
+from galaxyml.models.device import check_device, resolve_device
 from galaxyml.models.encoder import Normalisation
 from galaxyml.models.sfnet import SFNet, SFNetConfig
 
@@ -65,20 +66,11 @@ class SFNetTrainConfig:
             raise ValueError(f"sfnet val_fraction must be in (0, 0.5), got {self.val_fraction}")
         if self.max_lr <= 0:
             raise ValueError("sfnet max_lr must be positive")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"sfnet device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        check_device(self.device, "sfnet device")
 
     def train_config(self) -> SFNetTrainConfig:
         """Just the schedule, from a stage config that extends it."""
         return SFNetTrainConfig(**{f.name: getattr(self, f.name) for f in fields(SFNetTrainConfig)})
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("sfnet device = 'cuda' but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def input_normalisation(images: np.ndarray, bands: tuple[str, ...]) -> Normalisation:
@@ -151,7 +143,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
     y_all = torch.from_numpy(((targets - mu) / sigma).astype(np.float32))
     y_val = y_all[val_idx]
 
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "sfnet device")
     model = SFNet(model_cfg).to(device)
     steps_per_epoch = math.ceil(len(fit_idx) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch

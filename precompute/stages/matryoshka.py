@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 
+from galaxyml.models.device import check_device
 from galaxyml.models.sae import MatryoshkaSAE
 from precompute.stage import StageContext, register
 from precompute.stages.sae import fit_sparse_coder, load_embeddings, prepare, with_epochs, write_codes
@@ -41,8 +42,11 @@ class MatryoshkaConfig:
     """Embedding scaling before the SAE (see the ``sae`` stage)."""
     seed: int = 0
     """Seed of initialisation and batch order."""
+    device: str = "auto"
+    """Where to train and encode: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``."""
 
     def __post_init__(self) -> None:
+        check_device(self.device, "matryoshka.device")
         if not self.group_sizes or min(self.group_sizes) < 1:
             raise ValueError(f"matryoshka.group_sizes must be positive sizes, got {self.group_sizes}")
         if not 0 < self.k <= sum(self.group_sizes):

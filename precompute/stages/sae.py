@@ -15,6 +15,7 @@ import torch
 
 from galaxyml.arrays import streamed_mean
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
+from galaxyml.models.device import check_device, resolve_device
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, train_step
 from precompute.stage import StageContext, register
 from precompute.stages.embeddings import embeddings_source
@@ -58,8 +59,11 @@ class SAEConfig:
     relative to PCA (0.00132 against 0.00109, ``per_dim`` 0.00177 against 0.00154)."""
     seed: int = 0
     """Seed of initialisation and batch order."""
+    device: str = "auto"
+    """Where to train and encode: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``."""
 
     def __post_init__(self) -> None:
+        check_device(self.device, "sae.device")
         if self.input_norm not in ("global", "per_dim"):
             raise ValueError(f"sae.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
         if self.expansion < 1 or self.k < 1 or self.epochs < 0 or self.batch_size < 1:
@@ -78,23 +82,25 @@ def get_lr(step: int, total: int, peak: float, warmup: int) -> float:
 @torch.no_grad()
 def encode_all(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Sparse codes of every row (strongest latent first) and the FVU over all rows, centred as in
-    training; for a Matryoshka SAE the FVU of every prefix of groups (the last is the full FVU)."""
+    training, on the SAE's device; for a Matryoshka SAE the FVU of every prefix of groups (the last is
+    the full FVU)."""
     n = len(x)
+    dev = sae.b_pre.device
     idx = np.empty((n, sae.k), np.int32)
     val = np.empty((n, sae.k), np.float32)
-    mean = torch.from_numpy(streamed_mean(x, batch) / scale).float()  # never the whole array in memory
+    mean = torch.from_numpy(streamed_mean(x, batch) / scale).float().to(dev)  # never the whole array in memory
     n_groups = len(sae.group_sizes) if isinstance(sae, MatryoshkaSAE) else 1
     err, var = np.zeros(n_groups), 0.0
     for s in range(0, n, batch):
-        xb = torch.from_numpy(np.asarray(x[s : s + batch], np.float32) / scale)
+        xb = torch.from_numpy(np.asarray(x[s : s + batch], np.float32) / scale).to(dev)
         acts, ind = sae.encode(xb)
         for g in range(n_groups):
             x_hat = sae.prefix_decode(acts, ind, g + 1) if n_groups > 1 else sae.decode(acts, ind)
             err[g] += (xb - x_hat).pow(2).sum().item()
         var += (xb - mean).pow(2).sum().item()
         order = acts.argsort(dim=1, descending=True)
-        idx[s : s + batch] = ind.gather(1, order).numpy()
-        val[s : s + batch] = acts.gather(1, order).numpy()
+        idx[s : s + batch] = ind.gather(1, order).cpu().numpy()
+        val[s : s + batch] = acts.gather(1, order).cpu().numpy()
     return idx, val, (err / var).tolist()
 
 
@@ -109,27 +115,34 @@ def input_scale(sample: np.ndarray, input_norm: str) -> np.ndarray:
 
 def fit_sparse_coder(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, rng: np.random.Generator,
                      ctx: StageContext) -> tuple[list[dict], float]:
-    """Train ``sae`` on the rows of ``x`` / ``scale``: Adam (fused), warm-up then linear decay,
-    AuxK on latents dead for ``cfg.dead_after_galaxies`` galaxies, unit-norm decoder rows."""
+    """Train ``sae`` on the rows of ``x`` / ``scale`` on ``cfg.device`` (the SAE is moved there):
+    Adam (fused), warm-up then linear decay, AuxK on latents dead for ``cfg.dead_after_galaxies``
+    galaxies, unit-norm decoder rows."""
     n = len(x)
+    dev = resolve_device(cfg.device, f"{ctx.name}.device")
+    sae.to(dev)
     lr = cfg.lr or default_lr(sae.n_latents)
     optimiser = torch.optim.Adam(sae.parameters(), lr=lr, fused=True)
     total = cfg.epochs * math.ceil(n / cfg.batch_size)
-    since_fired = torch.zeros(sae.n_latents, dtype=torch.long)
+    since_fired = torch.zeros(sae.n_latents, dtype=torch.long, device=dev)
     history: list[dict] = []
     step, t0 = 0, time.time()
     for epoch in range(cfg.epochs):
         order = rng.permutation(n)
-        fvus, auxs = [], []
+        fvus, auxs = [], []  # 0-d tensors: read once an epoch, so a GPU is not synchronised every step
         for s in range(0, n, cfg.batch_size):
             xb = torch.from_numpy(np.asarray(x[np.sort(order[s : s + cfg.batch_size])], np.float32) / scale)
             for group in optimiser.param_groups:
                 group["lr"] = get_lr(step, total, lr, cfg.warmup_steps)
-            out = train_step(sae, optimiser, xb, since_fired, cfg.dead_after_galaxies, cfg.auxk_alpha)
-            fvus.append(out.fvu.item())
-            auxs.append(out.auxk_loss.item())
+            out = train_step(sae, optimiser, xb.to(dev, non_blocking=True), since_fired, cfg.dead_after_galaxies,
+                             cfg.auxk_alpha)
+            fvus.append(out.fvu.detach())
+            auxs.append(out.auxk_loss.detach())
             step += 1
-            ctx.progress(step, total, f"epoch {epoch + 1}/{cfg.epochs}, FVU {np.mean(fvus[-20:]):.3f}")
+            if step % 20 == 0 or s + cfg.batch_size >= n:
+                recent = torch.stack(fvus[-20:]).mean().item()
+                ctx.progress(step, total, f"epoch {epoch + 1}/{cfg.epochs}, FVU {recent:.3f}")
+        fvus, auxs = torch.stack(fvus).cpu().numpy(), torch.stack(auxs).cpu().numpy()
         history.append({"epoch": epoch + 1, "fvu": float(np.mean(fvus)), "auxk_loss": float(np.mean(auxs)),
                         "dead_fraction": float(dead_mask(since_fired, cfg.dead_after_galaxies).float().mean()),
                         "seconds": time.time() - t0})
