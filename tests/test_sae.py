@@ -147,3 +147,19 @@ def test_grouped_topk_is_exact():
     ref_v, ref_i = x.topk(16, dim=-1)
     assert torch.equal(v.sort(1).values, ref_v.sort(1).values)
     assert torch.equal(i.sort(1).values, ref_i.sort(1).values)
+
+
+def test_device_settings_are_checked_and_recorded(quick_home):
+    from galaxyml.atlas import Atlas
+    from galaxyml.models.device import resolve_device
+    from precompute.stages.sae import SAEConfig
+
+    with pytest.raises(ValueError, match="sae.device must be 'auto', 'cpu' or 'cuda'"):
+        SAEConfig(device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sae.device = 'cuda' but torch sees no CUDA device"):
+            resolve_device("cuda", "sae.device")
+    atlas = Atlas.open(quick_home / "quick")
+    expected = f"cuda: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "cpu"
+    for stage in ("encoder", "zoobot", "sae", "matryoshka", "sfnet_metallicity"):
+        assert atlas.metrics(stage)["device"] == expected, stage  # the manifest says where each model trained

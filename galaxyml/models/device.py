@@ -21,3 +21,8 @@ def resolve_device(name: str, what: str = "device") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{what} = 'cuda' but torch sees no CUDA device")
     return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """'cpu' or 'cuda: <the GPU's name>', for a stage's metrics."""
+    return f"cuda: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type

@@ -57,7 +57,9 @@ class SFNetTrainConfig:
     seed: int = 0
     """Seed of the initialisation, validation split, batch order and augmentation."""
     device: str = "auto"
-    """Where to train: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``."""
+    """Where to train: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``. Training on a GPU
+    is not bitwise reproducible (cuDNN's and the pooling backward's reductions use atomic adds): the
+    same seed gives a close but not identical network; on the CPU it is identical."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.patience < 1:

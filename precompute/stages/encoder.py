@@ -12,6 +12,7 @@ import torch
 
 from galaxyml.data.survey import Survey
 from galaxyml.models.augment import flip_rotate
+from galaxyml.models.device import check_device, device_name, resolve_device
 from galaxyml.models.encoder import AstroPT, AstroPTConfig, Normalisation, save_encoder
 from precompute.stage import StageContext, register
 
@@ -43,9 +44,14 @@ class EncoderConfig(AstroPTConfig):
     """Random flips and 90-degree rotations during training."""
     seed: int = 0
     """Seed of initialisation, split and batch order."""
+    device: str = "auto"
+    """Where to train: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``. Training on a GPU
+    is not bitwise reproducible (its reductions use atomic adds): the same seed gives a close but not
+    identical network."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_device(self.device, "encoder.device")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("encoder.epochs and encoder.batch_size must be >= 1")
         if not 0.0 < self.val_fraction < 0.5:
@@ -68,7 +74,8 @@ def get_lr(step: int, total: int, cfg: EncoderConfig) -> float:
 @torch.no_grad()
 def evaluate(model: AstroPT, images: np.ndarray, idx: np.ndarray, norm: Normalisation, batch: int) -> float:
     model.eval()
-    losses = [model(norm(images[np.sort(idx[s : s + batch])])).loss.item() for s in range(0, len(idx), batch)]
+    dev = model.order.device
+    losses = [model(norm(images[np.sort(idx[s : s + batch])]).to(dev)).loss.item() for s in range(0, len(idx), batch)]
     model.train()
     return float(np.mean(losses))
 
@@ -90,7 +97,8 @@ def train_encoder(ctx: StageContext) -> dict:
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     norm = Normalisation.fit(np.asarray(images[np.sort(train_idx[:2048])]), cfg.softening_nmgy, cfg.per_galaxy_scale)
 
-    model = AstroPT(cfg.model_config())
+    dev = resolve_device(cfg.device, "encoder.device")
+    model = AstroPT(cfg.model_config()).to(dev)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
@@ -106,21 +114,25 @@ def train_encoder(ctx: StageContext) -> dict:
                 x = flip_rotate(x, gen)
             for group in optimiser.param_groups:
                 group["lr"] = get_lr(step, total_steps, cfg)
-            loss = model(x).loss
+            loss = model(x.to(dev, non_blocking=True)).loss
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
-            running.append(loss.item())
+            running.append(loss.detach())  # read every 20 steps, so a GPU is not synchronised every step
             step += 1
-            ctx.progress(step, total_steps, f"epoch {epoch + 1}/{cfg.epochs}, loss {np.mean(running[-20:]):.4f}")
+            if step % 20 == 0 or s + cfg.batch_size >= len(order):
+                recent = torch.stack(running[-20:]).mean().item()
+                ctx.progress(step, total_steps, f"epoch {epoch + 1}/{cfg.epochs}, loss {recent:.4f}")
+        running = torch.stack(running).cpu().numpy()
         val = evaluate(model, images, val_idx, norm, 256)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(running)), "val_loss": val,
                         "seconds": time.time() - t0})
-    save_encoder(model, norm, ctx.out)
+    save_encoder(model.cpu(), norm, ctx.out)
     (ctx.out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
     return {
         "train_loss": history[-1]["train_loss"], "val_loss": history[-1]["val_loss"],
         "epochs": cfg.epochs, "n_params": sum(p.numel() for p in model.parameters()),
         "galaxies_per_s": cfg.epochs * len(train_idx) / (time.time() - t0),
+        "device": device_name(dev),
     }

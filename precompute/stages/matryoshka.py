@@ -43,7 +43,8 @@ class MatryoshkaConfig:
     seed: int = 0
     """Seed of initialisation and batch order."""
     device: str = "auto"
-    """Where to train and encode: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``."""
+    """Where to train and encode: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda`` (see the
+    ``sae`` stage)."""
 
     def __post_init__(self) -> None:
         check_device(self.device, "matryoshka.device")

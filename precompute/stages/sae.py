@@ -15,7 +15,7 @@ import torch
 
 from galaxyml.arrays import streamed_mean
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
-from galaxyml.models.device import check_device, resolve_device
+from galaxyml.models.device import check_device, device_name, resolve_device
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, train_step
 from precompute.stage import StageContext, register
 from precompute.stages.embeddings import embeddings_source
@@ -60,7 +60,8 @@ class SAEConfig:
     seed: int = 0
     """Seed of initialisation and batch order."""
     device: str = "auto"
-    """Where to train and encode: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``."""
+    """Where to train and encode: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``. On a GPU
+    the gradient scatters use atomic adds, so the same seed gives a close but not identical SAE."""
 
     def __post_init__(self) -> None:
         check_device(self.device, "sae.device")
@@ -170,6 +171,7 @@ def write_codes(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, history: li
         "dense_fraction": float((counts > DENSE_THRESHOLD * len(x)).mean()),
         "dense_threshold": DENSE_THRESHOLD,
         "n_latents": sae.n_latents, "k": sae.k, "epochs": cfg.epochs, "samples_per_s": cfg.epochs * len(x) / seconds,
+        "device": device_name(sae.b_pre.device),
     }
     if len(fvus) > 1:
         metrics["group_fvu"] = fvus

@@ -23,6 +23,7 @@ import pandas as pd
 from galaxyml import interpret
 from galaxyml.data.survey import Survey, held_out_mask
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
+from galaxyml.models.device import device_name
 from galaxyml.models.sfnet import K_CHOICES, SFNetConfig
 from galaxyml.models.sfnet_training import (
     SFNetTrainConfig, fit_sfnet, iter_predictions, predict, regression_metrics, save_sfnet, training_normalisation,
@@ -208,6 +209,7 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
         "targets": targets, "k": cfg.k, "n_features": n_features, "n_train": int(len(train_idx)),
         "n_test": int(len(test_idx)), "n_without_target": int((~has_target).sum()),
         "best_epoch": fit.best_epoch, "train_images_per_s": round(fit.images_per_s, 1),
+        "device": device_name(next(fit.model.parameters()).device),
         "test": {t: main[t] for t in targets}, "baseline_median_rmse": baseline,
         "rmse_by_k": {str(r["k"]): {t: r[t]["rmse"] for t in targets} for r in sweep},
         "dead_features": int(summary.stats["dead"].sum()), **feature_metrics,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from galaxyml.data.survey import Survey, held_out_mask, is_vote_column
+from galaxyml.models.device import device_name
 from galaxyml.models.sfnet import SFNetConfig
 from galaxyml.models.sfnet_training import (
     SFNetTrainConfig, fit_sfnet, iter_predictions, save_sfnet, training_normalisation,
@@ -125,6 +126,7 @@ def train_zoobot(ctx: StageContext) -> dict:
         "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "dim": dim,
         "questions": list(schema.questions), "best_epoch": fit.best_epoch,
         "train_images_per_s": round(fit.images_per_s, 1),
+        "device": device_name(next(fit.model.parameters()).device),
         "val_loss": float(min(h["val_loss"] for h in fit.history)),
         "test_mae": float(np.nanmean(mae)), "baseline_mae": float(np.nanmean(base)),
         "test_mae_by_column": {c: float(np.nanmean(mae[:, j])) for j, c in enumerate(schema.columns)},
