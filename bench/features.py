@@ -1,0 +1,120 @@
+"""Seed spread of the sparse-feature metrics on an atlas's embeddings.
+
+One SAE is one draw: its share of properties on which it beats PCA moves by several hundredths with
+the seed (a property counts as won or lost on a difference of a few thousandths of Spearman rho).
+For each seed this trains the TopK SAE (and with ``--matryoshka`` the Matryoshka SAE) as the stages
+do, with the atlas's own settings unless overridden, and prints its FVU, dead share, the share of
+catalog properties on which its best |rho| beats that of PCA at the same number of components, and
+the truth alignment (best single feature's AUROC) of every generating factor; then mean and standard
+deviation over the seeds.
+
+    python bench/features.py --run demo --home runs --seeds 5
+    python bench/features.py --run demo --home runs --seeds 5 --k 64 --matryoshka
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+
+from galaxyml import interpret  # noqa: E402
+from galaxyml.atlas import Atlas, home  # noqa: E402
+from galaxyml.models.sae import MatryoshkaSAE, TopKSAE  # noqa: E402
+from precompute.stages.features import TRUTH_FACTORS, property_table  # noqa: E402
+from precompute.stages.matryoshka import MatryoshkaConfig  # noqa: E402
+from precompute.stages.sae import SAEConfig, encode_all, fit_sparse_coder, input_scale  # noqa: E402
+
+
+def pca_halves(x: np.ndarray, k: int) -> np.ndarray:
+    """The PCA baseline's features: +PC_i and -PC_i of the first k components (as the ``pca`` stage)."""
+    p = PCA(n_components=k).fit_transform(x)
+    return np.concatenate([np.maximum(p, 0), np.maximum(-p, 0)], 1).astype(np.float32)
+
+
+def train(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, seed: int) -> tuple[np.ndarray, float]:
+    """Dense activations (N, M) of a freshly trained ``sae`` and its FVU over all galaxies."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        sae.b_pre.copy_(torch.from_numpy(x.mean(0) / scale).float())
+    ctx = SimpleNamespace(name="bench", progress=lambda *a: None)
+    fit_sparse_coder(sae, x, scale, cfg, np.random.default_rng(seed), ctx)
+    sae.eval()
+    idx, val, fvus = encode_all(sae, x, scale)
+    return interpret.dense_activations(idx, val, sae.n_latents), fvus[-1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", default="demo")
+    p.add_argument("--home", type=Path)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--k", type=int, help="active latents (default: the atlas's sae.k)")
+    p.add_argument("--expansion", type=int, help="latents per embedding dimension (default: the atlas's)")
+    p.add_argument("--epochs", type=int, help="default: what the sae stage chose for this atlas")
+    p.add_argument("--matryoshka", action="store_true", help="also the Matryoshka SAE (the atlas's groups)")
+    p.add_argument("--threads", type=int, default=0)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    atlas = Atlas.open((args.home or home()) / args.run)
+    x = np.asarray(atlas.embeddings(), np.float32)
+    survey = atlas.survey()
+    props = property_table(survey)
+    factors = [f for f in TRUTH_FACTORS if f in survey.catalog] if survey.is_mock else []
+    truth = survey.catalog[factors].reset_index(drop=True)
+    stages = atlas.manifest["stages"]  # the settings the atlas was built with
+    sae_cfg = SAEConfig(**{k: v for k, v in stages["sae"]["config"].items() if k in SAEConfig.__dataclass_fields__})
+    sae_cfg = dataclasses.replace(sae_cfg, epochs=args.epochs or stages["sae"]["metrics"]["epochs"],
+                                  **{k: v for k, v in (("k", args.k), ("expansion", args.expansion)) if v})
+    scale = input_scale(x.astype(np.float64), sae_cfg.input_norm)
+    pca_rho = interpret.spearman_matrix(pca_halves(x / scale, sae_cfg.k), props).abs().max(axis=0)
+    pca_fvu = 1 - PCA(n_components=sae_cfg.k).fit(x / scale).explained_variance_ratio_.sum()
+    print(f"atlas '{args.run}': {len(x):,} galaxies, d = {x.shape[1]}, {props.shape[1]} properties; "
+          f"k = {sae_cfg.k}, {sae_cfg.expansion * x.shape[1]} latents, {sae_cfg.epochs} epochs; PCA-{sae_cfg.k} FVU {pca_fvu:.5f}")
+    models = {"TopK": lambda: TopKSAE(x.shape[1], sae_cfg.expansion * x.shape[1], sae_cfg.k)}
+    configs = {"TopK": sae_cfg}
+    if args.matryoshka:
+        m_raw = stages["matryoshka"]["config"]
+        m_cfg = MatryoshkaConfig(**{k: tuple(v) if k == "group_sizes" else v for k, v in m_raw.items()
+                                    if k in MatryoshkaConfig.__dataclass_fields__})
+        m_cfg = dataclasses.replace(m_cfg, epochs=sae_cfg.epochs, k=sae_cfg.k)
+        models["Matryoshka"] = lambda: MatryoshkaSAE(x.shape[1], m_cfg.group_sizes, m_cfg.k)
+        configs["Matryoshka"] = m_cfg
+    rows = []
+    for name, make in models.items():
+        for seed in range(args.seeds):
+            t0 = time.time()
+            cfg = dataclasses.replace(configs[name], seed=seed)
+            torch.manual_seed(seed)
+            acts, fvu = train(make(), x, scale, cfg, seed)
+            rho = interpret.spearman_matrix(acts, props).abs().max(axis=0)
+            row = {"model": name, "seed": seed, "fvu": fvu, "dead": float((acts.max(0) <= 0).mean()),
+                   "beats_pca": float((rho > pca_rho).mean())}
+            if factors:
+                row.update({r.factor: r.auroc for r in interpret.truth_alignment(acts, truth).itertuples()})
+            rows.append(row)
+            print(f"{name:>10} seed {seed}: FVU {fvu:.5f}  dead {row['dead']:.1%}  beats PCA on {row['beats_pca']:.1%}"
+                  f" of properties  ({time.time() - t0:.0f} s)", flush=True)
+    table = pd.DataFrame(rows)
+    cols = ["fvu", "dead", "beats_pca", *factors]
+    print(f"\nmean +- standard deviation over {args.seeds} seed(s); factors: best single feature's AUROC")
+    print(f"{'':>11}" + "".join(f"{c:>18}" for c in cols))
+    for name, group in table.groupby("model", sort=False):
+        cells = [f"{group[c].mean():.{5 if c == 'fvu' else 3}f} +- {group[c].std(ddof=1) if len(group) > 1 else 0:.{5 if c == 'fvu' else 3}f}"
+                 for c in cols]
+        print(f"{name:>11}" + "".join(f"{c:>18}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
