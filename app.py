@@ -114,18 +114,26 @@ if atlas.ready("survey"):
 rows = []
 for name in stage_names:
     entry = manifest["stages"].get(name, {})
-    metrics = entry.get("metrics", {})
+    metrics = dict(entry.get("metrics", {}))
+    device = metrics.pop("device", "")
     flat = pd.json_normalize(metrics, sep=".").iloc[0].to_dict() if metrics else {}
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in flat.items())
     if entry.get("not_applicable"):
-        rows.append({"stage": name, "status": "not applicable", "seconds": float("nan"), "metrics": entry["not_applicable"]})
+        rows.append({"stage": name, "status": "not applicable", "seconds": float("nan"), "trained on": "",
+                     "metrics": entry["not_applicable"]})
         continue
     state = "ready" if name in ready else ("building" if sel.status.stage == name and sel.status.state == "running"
                                            else "waiting" if sel.status.state == "running" else "missing")
-    rows.append({"stage": name, "status": state, "seconds": entry.get("seconds", float("nan")), "metrics": shown})
+    rows.append({"stage": name, "status": state, "seconds": entry.get("seconds", float("nan")), "trained on": device,
+                 "metrics": shown})
 st.markdown("#### Stages")
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"seconds": st.column_config.NumberColumn("time [s]", format="%.1f")})
+stage_table = pd.DataFrame(rows)
+# An atlas built before the stages recorded their device has nothing for that column.
+if "trained on" in stage_table and not stage_table["trained on"].astype(bool).any():
+    stage_table = stage_table.drop(columns="trained on")
+st.dataframe(stage_table, hide_index=True, width="stretch",
+             column_config={"seconds": st.column_config.NumberColumn("time [s]", format="%.1f"),
+                            "trained on": st.column_config.TextColumn(help="Where the stage's model was trained")})
 
 st.markdown("#### Next")
 st.page_link("pages/atlas.py", label="Browse the sparse features of the TopK SAE", icon=":material/grid_view:")

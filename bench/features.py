@@ -81,7 +81,8 @@ def main() -> None:
     pca_rho = interpret.spearman_matrix(pca_halves(x / scale, sae_cfg.k), props).abs().max(axis=0)
     pca_fvu = 1 - PCA(n_components=sae_cfg.k).fit(x / scale).explained_variance_ratio_.sum()
     print(f"atlas '{args.run}': {len(x):,} galaxies, d = {x.shape[1]}, {props.shape[1]} properties; "
-          f"k = {sae_cfg.k}, {sae_cfg.expansion * x.shape[1]} latents, {sae_cfg.epochs} epochs; PCA-{sae_cfg.k} FVU {pca_fvu:.5f}")
+          f"k = {sae_cfg.k}, {sae_cfg.expansion * x.shape[1]} latents, {sae_cfg.epochs} epochs; "
+          f"PCA-{sae_cfg.k} FVU {pca_fvu:.5f}")
     models = {"TopK": lambda: TopKSAE(x.shape[1], sae_cfg.expansion * x.shape[1], sae_cfg.k)}
     configs = {"TopK": sae_cfg}
     if args.matryoshka:
@@ -109,11 +110,12 @@ def main() -> None:
     table = pd.DataFrame(rows)
     cols = ["fvu", "dead", "beats_pca", *factors]
     print(f"\nmean +- standard deviation over {args.seeds} seed(s); factors: best single feature's AUROC")
-    print(f"{'':>11}" + "".join(f"{c:>18}" for c in cols))
+    print(f"{'':>11}" + "".join(f"{c:>20}" for c in cols))
     for name, group in table.groupby("model", sort=False):
-        cells = [f"{group[c].mean():.{5 if c == 'fvu' else 3}f} +- {group[c].std(ddof=1) if len(group) > 1 else 0:.{5 if c == 'fvu' else 3}f}"
-                 for c in cols]
-        print(f"{name:>11}" + "".join(f"{c:>18}" for c in cells))
+        digits = {c: 5 if c == "fvu" else 3 for c in cols}
+        spread = group[cols].std(ddof=1).fillna(0.0)  # one seed: no spread
+        cells = [f"{group[c].mean():.{digits[c]}f} +- {spread[c]:.{digits[c]}f}" for c in cols]
+        print(f"{name:>11}" + "".join(f"{c:>20}" for c in cells))
 
 
 if __name__ == "__main__":
