@@ -57,8 +57,15 @@ if all(sets[m].rho is not None for m in models):
     left.plotly_chart(novelty_histograms(novel), width="stretch")
     if all(sets[m].truth_alignment is not None for m in models):
         align = {m: sets[m].truth_alignment.set_index("factor")["auroc"] for m in models}
+        factors = align[models[0]].index
+        probes = atlas.probes().set_index("property")["auroc"] if atlas.ready("probes") else pd.Series(dtype=float)
+        if probes.reindex(factors).notna().any():
+            align["probe"] = probes.reindex(factors)
         right.markdown("**Truth alignment: best feature's AUROC per generating factor (mock)**")
         right.plotly_chart(grouped_bars(align, "AUROC", height=300, yrange=[0.5, 1]), width="stretch")
+        if "probe" in align:
+            right.caption("Grey: a cross-validated logistic probe on all embedding dimensions, i.e. what the "
+                          "embeddings hold about the factor; one feature can rarely do better.")
 
     st.subheader("The best feature for a property, in each model")
     props = list(order)

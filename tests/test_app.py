@@ -205,6 +205,8 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     assert list(table["model"]) == ["TopK SAE", "Matryoshka SAE", "PCA"]
     assert (table["L0"] == 32).all()
     assert len(at.get("plotly_chart")) >= 5  # curves, groups, max |rho|, novelty, truth alignment
+    # Truth alignment is shown next to what a linear probe of all embedding dimensions reaches.
+    assert any("logistic probe on all embedding dimensions" in c.value for c in at.caption)
     assert at.main.selectbox[0].value == "log_mstar"
     assert len(at.get("image")) == 3  # one gallery per model
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-COLOURS = {"sae": "#7aa2f7", "matryoshka": "#9ece6a", "pca": "#e0af68"}
-NAMES = {"sae": "TopK SAE", "matryoshka": "Matryoshka SAE", "pca": "PCA"}
+COLOURS = {"sae": "#7aa2f7", "matryoshka": "#9ece6a", "pca": "#e0af68", "probe": "#8c8fa1"}
+NAMES = {"sae": "TopK SAE", "matryoshka": "Matryoshka SAE", "pca": "PCA", "probe": "linear probe, all dimensions"}
 MARGIN = dict(l=10, r=10, t=30, b=10)
 
 
