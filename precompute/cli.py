@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("presets:", ", ".join(preset_names()))
         for name, st in stages.items():
-            print(f"  {name:<18} reads {', '.join(st.inputs) or '-':<28} {st.description}")
+            later = " (built last, unless a stage reads it sooner)" if st.deferred else ""
+            print(f"  {name:<18} reads {', '.join(st.inputs) or '-':<28} {st.description}{later}")
         return 0
     from precompute.lock import BuildLocked
     from precompute.runner import BuildCancelled, StageFailed, run_pipeline

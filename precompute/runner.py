@@ -1,7 +1,9 @@
 """Run stages into a run directory: hashing, skip-on-rerun, atomic commits, manifest, progress.
 
 A stage's hash covers its name, version, canonical config and the hashes of the stages it reads,
-so a changed config reruns that stage and everything downstream of it, and nothing else.
+so a changed config reruns that stage and everything downstream of it, and nothing else. Stages are
+built in registry order, except deferred ones (the encoder), which are built last unless a stage
+about to be built reads them.
 """
 
 from __future__ import annotations
@@ -177,23 +179,35 @@ def run_pipeline(
         save_manifest(run_dir, manifest)
         hashes = stage_hashes(stages, configs)
         emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset, pid=os.getpid())
-        for i, (name, stage) in enumerate(stages.items()):
-            current = name
-            h = hashes[name]
+        pending = [n for n, st in stages.items() if st.deferred]  # built after the rest unless needed sooner
+        built: set[str] = set()  # applicable stages that are ready in this build
+        count = iter(range(1, len(stages) + 1))
+
+        def build(name: str) -> None:
+            nonlocal current
+            current, stage, h = name, stages[name], hashes[name]
             entry = manifest["stages"].get(name, {})
             if name not in force and entry.get("hash") == h["hash"] and (
                     entry.get("not_applicable") or stage_is_ready(run_dir, manifest, name)):
                 result.actions[name] = "skipped"
+                if not entry.get("not_applicable"):
+                    built.add(name)
                 emit("stage_skip", stage=name, message=f"{name}: unchanged, kept")
-                continue
+                return
+            reads = set(stage.inputs) if stage.reads is None else stage.reads(configs[name], built)
+            for dep in [d for d in pending if d in reads]:  # a deferred input this stage reads: build it now
+                pending.remove(dep)
+                build(dep)
+                current = name
             absent = {d for d in stage.inputs if d not in stages or manifest["stages"].get(d, {}).get("not_applicable")}
             missing = [d for d in stage.inputs if d in absent and d not in stage.optional]
             if missing:
                 _not_applicable(manifest, run_dir, name, stage, h, configs, f"its input {missing[0]} is not applicable")
                 result.actions[name] = "not applicable"
                 emit("stage_skip", stage=name, message=f"{name}: not applicable (input {missing[0]} is not)")
-                continue
-            emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({i + 1}/{len(stages)})")
+                return
+            absent |= set(pending)  # deferred and not read: not built yet in this build
+            emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({next(count)}/{len(stages)})")
             # The old entry goes first, so no loader ever pairs it with a half-replaced folder.
             if manifest["stages"].pop(name, None) is not None:
                 save_manifest(run_dir, manifest)
@@ -215,7 +229,7 @@ def run_pipeline(
                 _not_applicable(manifest, run_dir, name, stage, h, configs, str(e))
                 result.actions[name] = "not applicable"
                 emit("stage_skip", stage=name, message=f"{name}: not applicable: {e}")
-                continue
+                return
             except Exception as e:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise StageFailed(f"stage '{name}' failed: {e.__class__.__name__}: {e}") from e
@@ -230,8 +244,14 @@ def run_pipeline(
                 "finished": time.time(),
             }
             save_manifest(run_dir, manifest)
+            built.add(name)
             result.actions[name], result.seconds[name] = "ran", seconds
             emit("stage_done", stage=name, step=1, total=1, message=f"{name}: done in {seconds:.1f} s", seconds=seconds, metrics=metrics)
+
+        for name in [n for n in stages if n not in pending]:
+            build(name)
+        while pending:
+            build(pending.pop(0))
         emit("done", message=f"'{run}' is complete ({time.time() - t_run:.1f} s)")
         return result
     except BuildCancelled as e:

@@ -50,15 +50,23 @@ class Stage:
     description: str = ""
     optional: tuple[str, ...] = ()
     """Inputs this stage can do without: when one is not applicable, the stage still runs (without it)."""
+    deferred: bool = False
+    """Built after the stages that do not read it, so that what can be browsed is ready sooner; a stage
+    that reads it (see ``reads``) has it built first."""
+    reads: Callable[[Any, set[str]], set[str]] | None = None
+    """Which of its inputs this stage will read, given its config and the applicable stages built so
+    far (all of its inputs when None); a deferred input it does not read is not built ahead of it."""
 
 
 REGISTRY: dict[str, Stage] = {}
 
 
 def register(name: str, config_cls: type, inputs: tuple[str, ...] = (), version: int = 1,
-             optional: tuple[str, ...] = ()) -> Callable[[StageFn], StageFn]:
+             optional: tuple[str, ...] = (), deferred: bool = False,
+             reads: Callable[[Any, set[str]], set[str]] | None = None) -> Callable[[StageFn], StageFn]:
     """Decorator adding a stage function to :data:`REGISTRY` (in dependency order); ``optional`` names
-    the ``inputs`` whose being not applicable does not make this stage not applicable."""
+    the ``inputs`` whose being not applicable does not make this stage not applicable; see
+    :class:`Stage` for ``deferred`` and ``reads``."""
 
     def wrap(fn: StageFn) -> StageFn:
         for dep in inputs:
@@ -67,7 +75,8 @@ def register(name: str, config_cls: type, inputs: tuple[str, ...] = (), version:
         doc = (fn.__doc__ or "").strip().splitlines()
         if set(optional) - set(inputs):
             raise RuntimeError(f"stage '{name}': optional inputs must be among its inputs")
-        REGISTRY[name] = Stage(name, config_cls, tuple(inputs), fn, version, doc[0] if doc else "", tuple(optional))
+        REGISTRY[name] = Stage(name, config_cls, tuple(inputs), fn, version, doc[0] if doc else "", tuple(optional),
+                               deferred, reads)
         return fn
 
     return wrap

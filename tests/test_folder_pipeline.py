@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,6 @@ def test_without_vote_columns_the_embeddings_come_from_the_encoder(sdss_like, ca
     assert "vote-fraction" in atlas.manifest["stages"]["zoobot"]["not_applicable"]
     assert atlas.metrics("embeddings")["source"] == "encoder"
     assert atlas.embeddings().shape == (len(atlas.catalog()), atlas.manifest["stages"]["encoder"]["config"]["n_embd"])
+    events = [json.loads(x) for x in (d["home"] / "novotes" / "progress.jsonl").read_text().splitlines()]
+    done = [e["stage"] for e in events if e["event"] == "stage_done"]
+    assert done.index("encoder") < done.index("embeddings")  # the deferred encoder is built when it is read

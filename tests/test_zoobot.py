@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,6 +68,18 @@ def test_quick_atlas_embeddings_come_from_the_vote_network(quick_home):
     assert list(pred["galaxy_id"]) == list(atlas.catalog()["galaxy_id"])
     smooth = pred[[c for c in pred.columns if c.startswith("pred_smooth-or-featured")]].sum(axis=1)
     np.testing.assert_allclose(smooth, 1.0, atol=1e-5)  # one softmax per question
+
+
+def built_order(run_dir) -> list[str]:
+    events = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+    return [e["stage"] for e in events if e["event"] == "stage_done"]
+
+
+def test_with_votes_the_encoder_trains_after_the_feature_pages_are_ready(quick_home):
+    order = built_order(quick_home / "quick")
+    assert "encoder" in order  # still trained (a user can switch embeddings.source to it)
+    assert order.index("features") < order.index("encoder")
+    assert order.index("zoobot") < order.index("embeddings") < order.index("sae")
 
 
 @pytest.mark.parametrize("source, epochs", [("zoobot", 100), ("encoder", 200), ("file", 200)])

@@ -63,7 +63,20 @@ class EmbeddingsConfig:
             raise ValueError("embeddings.source = 'file' needs embeddings.path")
 
 
-@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=4, optional=("zoobot",))
+def resolved_source(cfg: EmbeddingsConfig, available: set[str] | dict) -> str:
+    """The source ``auto`` stands for: zoobot when that stage was applicable (the catalog has votes)."""
+    if cfg.source == "auto":
+        return "zoobot" if "zoobot" in available else "encoder"
+    return cfg.source
+
+
+def _reads(cfg: EmbeddingsConfig, built: set[str]) -> set[str]:
+    """The inputs the stage reads: the encoder only when it makes the embeddings (it is built later otherwise)."""
+    return {"survey", resolved_source(cfg, built)}
+
+
+@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=4, optional=("zoobot",),
+          reads=_reads)
 def embed_survey(ctx: StageContext) -> dict:
     """Galaxy embeddings: the Zoobot-style network's, the encoder's (pooled over patches) or a file's."""
     metrics = _embed(ctx)
@@ -78,9 +91,7 @@ def embeddings_source(folder: Path) -> str:
 
 def _embed(ctx: StageContext) -> dict:
     survey = Survey.load(ctx.inputs["survey"])
-    source = ctx.cfg.source
-    if source == "auto":
-        source = "zoobot" if "zoobot" in ctx.inputs else "encoder"
+    source = resolved_source(ctx.cfg, ctx.inputs)
     if source == "file":
         x = load_aligned(Path(ctx.cfg.path).expanduser(), survey.catalog["galaxy_id"], ctx.cfg.id_column)
         np.save(ctx.out / EMBEDDINGS_FILE, x, allow_pickle=False)
@@ -92,6 +103,8 @@ def _embed(ctx: StageContext) -> dict:
         shutil.copyfile(ctx.inputs["zoobot"] / ZOOBOT_EMBEDDINGS, ctx.out / EMBEDDINGS_FILE)
         x = np.load(ctx.out / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
         return {"n": int(len(x)), "dim": int(x.shape[1]), "source": "zoobot"}
+    if "encoder" not in ctx.inputs:
+        raise ValueError("the embeddings come from the encoder here, but the encoder stage has not been built")
     model, norm = load_encoder(ctx.inputs["encoder"])
     n = len(survey)
     out = np.lib.format.open_memmap(ctx.out / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(n, model.cfg.n_embd))

@@ -80,7 +80,9 @@ def evaluate(model: AstroPT, images: np.ndarray, idx: np.ndarray, norm: Normalis
     return float(np.mean(losses))
 
 
-@register("encoder", EncoderConfig, inputs=("survey",))
+# Deferred: when the catalog has votes the embeddings come from the zoobot stage, and the feature
+# pages are ready before this encoder has trained (on the demo, about 85 s of 490 s on 2 cores sooner).
+@register("encoder", EncoderConfig, inputs=("survey",), deferred=True)
 def train_encoder(ctx: StageContext) -> dict:
     """Train the astroPT-style encoder on the survey images (next-patch regression)."""
     cfg: EncoderConfig = ctx.cfg
