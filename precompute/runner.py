@@ -41,8 +41,12 @@ class StageFailed(RuntimeError):
     """A stage raised; the message names the stage and the cause."""
 
 
-def stage_hashes(stages: dict[str, Stage], configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """For every stage: config_hash, input_hashes and the combined hash, in registry order."""
+def stage_hashes(stages: dict[str, Stage], configs: dict[str, Any],
+                 reads: dict[str, set[str]] | None = None) -> dict[str, dict[str, Any]]:
+    """For every stage: config_hash, input_hashes and the combined hash, in registry order. ``reads``
+    restricts the inputs a stage's hash covers to those it reads (see ``Stage.reads``), so that a change
+    to an input it does not read leaves it, and what follows it, as it was."""
+    reads = reads or {}
     out: dict[str, dict[str, Any]] = {}
     for name, stage in stages.items():
         described = {"stage": name, "version": stage.version, "config": configs[name]}
@@ -50,7 +54,8 @@ def stage_hashes(stages: dict[str, Stage], configs: dict[str, Any]) -> dict[str,
         if external:  # only stages that read the user's files carry it, so other hashes stay as they were
             described["external_files"] = external
         config_hash = sha256_text(canonical_json(described))
-        inputs = {dep: out[dep]["hash"] for dep in stage.inputs if dep in out}  # an optional input may be left out
+        inputs = {dep: out[dep]["hash"] for dep in stage.inputs  # an optional input may be left out
+                  if dep in out and (name not in reads or dep in reads[name])}
         out[name] = {
             "config_hash": config_hash,
             "input_hashes": inputs,
@@ -183,9 +188,16 @@ def run_pipeline(
         built: set[str] = set()  # applicable stages that are ready in this build
         count = iter(range(1, len(stages) + 1))
 
+        read_sets: dict[str, set[str]] = {}
+
         def build(name: str) -> None:
-            nonlocal current
-            current, stage, h = name, stages[name], hashes[name]
+            nonlocal current, hashes
+            current, stage = name, stages[name]
+            reads = set(stage.inputs) if stage.reads is None else stage.reads(configs[name], built)
+            if stage.reads is not None:  # its hash, and those after it, cover only the inputs it reads
+                read_sets[name] = reads
+                hashes = stage_hashes(stages, configs, read_sets)
+            h = hashes[name]
             entry = manifest["stages"].get(name, {})
             if name not in force and entry.get("hash") == h["hash"] and (
                     entry.get("not_applicable") or stage_is_ready(run_dir, manifest, name)):
@@ -194,7 +206,6 @@ def run_pipeline(
                     built.add(name)
                 emit("stage_skip", stage=name, message=f"{name}: unchanged, kept")
                 return
-            reads = set(stage.inputs) if stage.reads is None else stage.reads(configs[name], built)
             for dep in [d for d in pending if d in reads]:  # a deferred input this stage reads: build it now
                 pending.remove(dep)
                 build(dep)

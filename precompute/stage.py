@@ -55,7 +55,8 @@ class Stage:
     that reads it (see ``reads``) has it built first."""
     reads: Callable[[Any, set[str]], set[str]] | None = None
     """Which of its inputs this stage will read, given its config and the applicable stages built so
-    far (all of its inputs when None); a deferred input it does not read is not built ahead of it."""
+    far (all of its inputs when None); a deferred input it does not read is not built ahead of it, and
+    the stage's hash covers only the inputs it reads."""
 
 
 REGISTRY: dict[str, Stage] = {}

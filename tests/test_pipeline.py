@@ -220,3 +220,19 @@ def test_every_shipped_preset_resolves():
         assert set(configs) == set(stages)
     large = resolve_configs(stages, read_preset("large"))
     assert sum(large["matryoshka"].group_sizes) == 2048 and large["matryoshka"].k == 64
+
+
+@pytest.mark.parametrize("v_applicable", [True, False])
+def test_a_deferred_stage_is_built_last_unless_read_and_only_what_is_read_is_hashed(tmp_path, v_applicable):
+    stages = toy_stages.deferred_stages()
+
+    def run(overrides):
+        toy_stages.CALLS.clear()
+        configs = resolve_configs(stages, {}, [f"v.applicable={str(v_applicable).lower()}", *overrides])
+        return run_pipeline(tmp_path, "deferred", stages, configs, preset="toy")
+
+    run([])
+    assert toy_stages.CALLS == (["v", "e", "d"] if v_applicable else ["v", "d", "e"])
+    assert Atlas.open(tmp_path / "deferred").metrics("e")["source"] == ("v" if v_applicable else "d")
+    run(["d.n=12"])
+    assert toy_stages.CALLS == (["d"] if v_applicable else ["d", "e"])  # e reruns only when it reads d

@@ -82,6 +82,19 @@ def test_with_votes_the_encoder_trains_after_the_feature_pages_are_ready(quick_h
     assert order.index("zoobot") < order.index("embeddings") < order.index("sae")
 
 
+def test_with_votes_an_encoder_change_retrains_only_the_encoder(quick_copy):
+    from precompute.config import read_preset, resolve_configs
+    from precompute.runner import run_pipeline
+    from precompute.stage import all_stages
+
+    stages = all_stages()
+    configs = resolve_configs(stages, read_preset("quick"), ["encoder.epochs=1"])
+    result = run_pipeline(quick_copy, "quick", stages, configs, preset="quick")
+    assert result.actions["encoder"] == "ran"
+    # The embeddings come from the vote network: they, the SAEs and the features are kept.
+    assert {result.actions[s] for s in ("embeddings", "sae", "matryoshka", "features", "index", "probes")} == {"skipped"}
+
+
 @pytest.mark.parametrize("source, epochs", [("zoobot", 100), ("encoder", 200), ("file", 200)])
 def test_sae_epochs_follow_the_embeddings_source_unless_set(tmp_path, source, epochs):
     from precompute.stage import StageContext

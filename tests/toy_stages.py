@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from precompute.stage import Stage, StageContext
+from precompute.stage import Stage, StageContext, StageNotApplicable
 
 CALLS: list[str] = []
 
@@ -61,4 +61,41 @@ def toy_stages() -> dict[str, Stage]:
         "a": Stage("a", ACfg, (), run_a),
         "b": Stage("b", BCfg, ("a",), run_b),
         "c": Stage("c", CCfg, (), run_c),
+    }
+
+
+@dataclass(frozen=True)
+class VCfg:
+    applicable: bool = True
+    """False: the stage is not applicable (as the vote network on a catalog without votes)."""
+
+
+def run_v(ctx: StageContext) -> dict:
+    CALLS.append("v")
+    if not ctx.cfg.applicable:
+        raise StageNotApplicable("told so")
+    (ctx.out / "v.txt").write_text("v")
+    return {}
+
+
+def run_d(ctx: StageContext) -> dict:
+    CALLS.append("d")
+    np.save(ctx.out / "d.npy", np.arange(ctx.cfg.n, dtype=np.float64))
+    return {}
+
+
+def run_e(ctx: StageContext) -> dict:
+    CALLS.append("e")
+    source = "v" if "v" in ctx.inputs else "d"
+    (ctx.out / "source.txt").write_text(source)
+    return {"source": source}
+
+
+def deferred_stages() -> dict[str, Stage]:
+    """d is deferred; e reads v when v is applicable, else d (as the embeddings read zoobot or the encoder)."""
+    return {
+        "d": Stage("d", ACfg, (), run_d, deferred=True),
+        "v": Stage("v", VCfg, (), run_v),
+        "e": Stage("e", CCfg, ("d", "v"), run_e, optional=("v",),
+                   reads=lambda cfg, built: {"v"} if "v" in built else {"d"}),
     }
