@@ -186,9 +186,8 @@ def run_pipeline(
         emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset, pid=os.getpid())
         pending = [n for n, st in stages.items() if st.deferred]  # built after the rest unless needed sooner
         built: set[str] = set()  # applicable stages that are ready in this build
+        read_sets: dict[str, set[str]] = {}  # what each stage with ``reads`` reads in this build
         count = iter(range(1, len(stages) + 1))
-
-        read_sets: dict[str, set[str]] = {}
 
         def build(name: str) -> None:
             nonlocal current, hashes
