@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -249,3 +250,20 @@ def test_a_typed_galaxy_id_is_shown_and_an_unknown_one_is_named(home_env):
     box = next(t for t in at.text_input if t.label.startswith("Galaxy id"))
     box.input("no-such-galaxy").run()
     assert any("No galaxy with id 'no-such-galaxy'" in w.value for w in at.warning)
+
+
+def test_pages_work_while_the_deferred_encoder_is_still_training(quick_copy, monkeypatch):
+    # With votes the encoder trains last: the home, atlas and compare pages must not need it.
+    monkeypatch.setenv("GALAXYML_HOME", str(quick_copy))
+    path = quick_copy / "quick" / MANIFEST
+    manifest = json.loads(path.read_text())
+    del manifest["stages"]["encoder"]
+    path.write_text(json.dumps(manifest))
+    at = app()
+    assert not at.exception and not at.error
+    assert {m.label for m in at.metric} >= {"Vote-fraction MAE", "SAE FVU"}
+    stages = at.dataframe[0].value.set_index("stage")
+    assert stages.loc["encoder", "status"] == "missing" and stages.loc["sae", "status"] == "ready"
+    for page in ("pages/atlas.py", "pages/compare.py"):
+        at = app(page)
+        assert not at.exception and not at.error, page
