@@ -255,6 +255,12 @@ class Atlas:
         """Cross-validated linear-probe scores per catalog property."""
         return self.load_table("probes", "probes.parquet")
 
+    def encoder_probes(self) -> pd.DataFrame | None:
+        """The same probes of the astroPT-style encoder's embeddings, when the atlas's embeddings come
+        from elsewhere (None otherwise)."""
+        path = self.stage_dir("probes") / "probes_encoder.parquet"
+        return pd.read_parquet(path) if path.exists() else None
+
     def feature_models(self) -> list[str]:
         """The feature models of :data:`FEATURE_MODELS` this atlas can show, in that order."""
         from galaxyml.features import STATS_FILE

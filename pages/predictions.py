@@ -165,9 +165,18 @@ if atlas.ready("probes"):
                "AUROC, against the majority-class accuracy) for flags, from the embeddings (of the "
                f"{atlas.embeddings_source()}) to each catalog property.")
     st.plotly_chart(probe_scores(probes), width="stretch")
-    st.dataframe(probes, hide_index=True, width="stretch", height=min(500, 36 * (len(probes) + 1)),
+    shown, encoder = probes, loaders.encoder_probes(atlas)
+    if encoder is not None:  # the same probes of the astroPT-style encoder's embeddings, for comparison
+        median = {name: t.loc[t["kind"] == "continuous", "score"].median() for name, t in
+                  ((atlas.embeddings_source(), probes), ("astroPT-style encoder", encoder))}
+        st.caption("Median R² over the continuous properties: " + " · ".join(
+            f"embeddings of the {name} **{m:.2f}**" for name, m in median.items())
+            + ". The table's *encoder score* column is the same probe of the astroPT-style encoder's embeddings.")
+        shown = probes.merge(encoder[["property", "score"]].rename(columns={"score": "encoder score"}),
+                             on="property", how="left")
+    st.dataframe(shown, hide_index=True, width="stretch", height=min(500, 36 * (len(probes) + 1)),
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                for c in ("score", "auroc", "baseline", "rmse")})
+                                for c in ("score", "encoder score", "auroc", "baseline", "rmse")})
 else:
     st.info("No linear probes in this atlas yet: the *probes* stage fits them on the embeddings.",
             icon=":material/construction:")

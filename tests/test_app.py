@@ -229,6 +229,9 @@ def test_predictions_page_reports_the_stage_metrics_and_a_galaxy_breakdown(home_
     breakdown = at.dataframe[0].value
     assert len(breakdown) <= met["k"] and {"feature", "contribution", "open"} <= set(breakdown.columns)
     assert all(link.startswith("/atlas?run=quick&model=sfnet_metallicity&feature=") for link in breakdown["open"])
+    probes = at.dataframe[-1].value  # the vote network's probes beside the astroPT encoder's
+    assert {"score", "encoder score"} <= set(probes.columns) and probes["encoder score"].notna().all()
+    assert any("astroPT-style encoder" in c.value for c in at.caption)
 
 
 def test_predictions_page_for_bpt_shows_classes(home_env):

@@ -91,8 +91,18 @@ def test_with_votes_an_encoder_change_retrains_only_the_encoder(quick_copy):
     configs = resolve_configs(stages, read_preset("quick"), ["encoder.epochs=1"])
     result = run_pipeline(quick_copy, "quick", stages, configs, preset="quick")
     assert result.actions["encoder"] == "ran"
-    # The embeddings come from the vote network: they, the SAEs and the features are kept.
-    assert {result.actions[s] for s in ("embeddings", "sae", "matryoshka", "features", "index", "probes")} == {"skipped"}
+    # The embeddings come from the vote network: they, the SAEs and the features are kept; only the probes,
+    # which compare the encoder's embeddings, follow the encoder.
+    assert {result.actions[s] for s in ("embeddings", "sae", "matryoshka", "features", "index")} == {"skipped"}
+    assert result.actions["probes"] == "ran"
+
+
+def test_with_votes_the_encoder_embeddings_are_probed_for_comparison(quick_home):
+    atlas = Atlas.open(quick_home / "quick")
+    main, encoder = atlas.probes(), atlas.encoder_probes()
+    assert encoder is not None and list(encoder["property"]) == list(main["property"])
+    assert atlas.metrics("probes")["encoder_median_r2"] == pytest.approx(
+        encoder.loc[encoder["kind"] == "continuous", "score"].median())
 
 
 @pytest.mark.parametrize("source, epochs", [("zoobot", 100), ("encoder", 200), ("file", 200)])

@@ -84,6 +84,11 @@ def probes(atlas: Atlas) -> pd.DataFrame:
     return _cached(atlas, "probes", ("probes",))
 
 
+def encoder_probes(atlas: Atlas) -> pd.DataFrame | None:
+    """Linear-probe scores of the encoder's embeddings, when they are not the atlas's."""
+    return _cached(atlas, "encoder_probes", ("probes",))
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _galaxy_rows(path: str, key: str) -> dict[str, int]:
     ids = Atlas.open(path).catalog()["galaxy_id"].to_numpy()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -105,20 +106,31 @@ def _embed(ctx: StageContext) -> dict:
         return {"n": int(len(x)), "dim": int(x.shape[1]), "source": "zoobot"}
     if "encoder" not in ctx.inputs:
         raise ValueError("the embeddings come from the encoder here, but the encoder stage has not been built")
-    model, norm = load_encoder(ctx.inputs["encoder"])
+    out = encode_survey(ctx.inputs["encoder"], survey, ctx.cfg.pooling, ctx.cfg.batch_size, ctx.progress,
+                        ctx.out / EMBEDDINGS_FILE)
+    return {"n": len(out), "dim": int(out.shape[1]), "source": "encoder", "pooling": ctx.cfg.pooling}
+
+
+def encode_survey(encoder_dir: Path, survey: Survey, pooling: str, batch_size: int,
+                  progress: Callable[[int, int, str], None], path: Path | None = None) -> np.ndarray:
+    """The encoder's final states of every galaxy, pooled over patches (``light`` or ``mean``), streamed
+    into an npy memmap at ``path`` (or an array in memory without one)."""
+    model, norm = load_encoder(encoder_dir)
     n = len(survey)
-    out = np.lib.format.open_memmap(ctx.out / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(n, model.cfg.n_embd))
+    shape = (n, model.cfg.n_embd)
+    if path:
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    else:
+        out = np.empty(shape, np.float32)
     with torch.inference_mode():
-        for start in range(0, n, ctx.cfg.batch_size):
-            stop = min(start + ctx.cfg.batch_size, n)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
             flux = np.asarray(survey.images[start:stop])
-            weights = None
-            if ctx.cfg.pooling == "light":
-                weights = patch_light(flux, model.cfg.patch_size, model.order.numpy())
+            weights = patch_light(flux, model.cfg.patch_size, model.order.numpy()) if pooling == "light" else None
             out[start:stop] = model.embed(norm(flux), weights).numpy()
-            ctx.progress(stop, n, f"{stop:,}/{n:,} galaxies encoded")
-    out.flush()
-    finite = bool(np.isfinite(out).all())
-    if not finite:
+            progress(stop, n, f"{stop:,}/{n:,} galaxies encoded")
+    if path:
+        out.flush()
+    if not np.isfinite(out).all():
         raise FloatingPointError("the encoder produced non-finite embeddings; retrain with a lower encoder.lr")
-    return {"n": n, "dim": int(model.cfg.n_embd), "source": "encoder", "pooling": ctx.cfg.pooling}
+    return out

@@ -1,6 +1,7 @@
-"""Stage ``probes``: linear probes from the encoder embeddings to every catalog property, astroPT's
+"""Stage ``probes``: linear probes from the embeddings to every catalog property, astroPT's
 downstream test (Smith et al. 2024): how much of each property a linear map of the embedding
-recovers.
+recovers. When the atlas's embeddings come from elsewhere (the vote network, a file), the
+astroPT-style encoder's embeddings are probed too, so the two can be compared.
 
 Continuous properties get a ridge regression (regularisation chosen by internal cross-validation)
 scored by the cross-validated R2; binary properties (flags such as bar or AGN) get an L2 logistic
@@ -10,6 +11,7 @@ as the baseline. Embeddings are standardised per dimension inside each fold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +24,12 @@ from sklearn.preprocessing import StandardScaler
 
 from galaxyml.data.survey import Survey
 from precompute.stage import StageContext, register
+from precompute.stages.embeddings import EmbeddingsConfig, embeddings_source, encode_survey
 from precompute.stages.features import property_table
 from precompute.stages.sae import load_embeddings
 
 PROBES_FILE = "probes.parquet"
+ENCODER_PROBES_FILE = "probes_encoder.parquet"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class ProbesConfig:
     """Binary properties need this many galaxies in the rarer class to be probed."""
     seed: int = 0
     """Seed of the sample and the folds."""
+    compare_encoder: bool = True
+    """Also probe the astroPT-style encoder's embeddings (light-pooled) when the atlas's embeddings come
+    from elsewhere, for the comparison on the predictions page."""
 
     def __post_init__(self) -> None:
         if self.folds < 2 or self.sample_galaxies < 50 or self.min_class_count < 2:
@@ -68,7 +75,25 @@ def probe_property(x: np.ndarray, y: np.ndarray, folds: int, seed: int, min_clas
             "rmse": float(np.sqrt(np.mean((pred - y) ** 2))), "baseline": 0.0, "n": len(y)}
 
 
-@register("probes", ProbesConfig, inputs=("survey", "embeddings"))
+def probe_table(x: np.ndarray, props: pd.DataFrame, units: dict, cfg: ProbesConfig,
+                progress: Callable[[int, int, str], None]) -> pd.DataFrame:
+    """One row per probed property of ``props`` (the rows of ``x``)."""
+    rows = []
+    for i, col in enumerate(props.columns):
+        progress(i, len(props.columns), f"probing {col}")
+        result = probe_property(x, props[col].to_numpy(np.float64), cfg.folds, cfg.seed, cfg.min_class_count)
+        if result is not None:
+            rows.append({"property": col, "unit": units.get(col, ""), **result})
+    if not rows:
+        raise ValueError("no catalog property could be probed (none numeric with enough distinct values)")
+    return pd.DataFrame(rows)
+
+
+def _reads(cfg: ProbesConfig, built: set[str]) -> set[str]:
+    return {"survey", "embeddings", "encoder"} if cfg.compare_encoder else {"survey", "embeddings"}
+
+
+@register("probes", ProbesConfig, inputs=("survey", "embeddings", "encoder"), reads=_reads, version=2)
 def linear_probes(ctx: StageContext) -> dict:
     """Cross-validated ridge / logistic probes from the embeddings to every catalog property."""
     cfg: ProbesConfig = ctx.cfg
@@ -77,21 +102,22 @@ def linear_probes(ctx: StageContext) -> dict:
     n = len(emb)
     rng = np.random.default_rng(cfg.seed)
     sample = np.sort(rng.choice(n, min(n, cfg.sample_galaxies), replace=False))
-    x = np.asarray(emb[sample], np.float64)
     props = property_table(survey, sample)
     units = survey.meta.get("units", {})
-    rows = []
-    for i, col in enumerate(props.columns):
-        ctx.progress(i, len(props.columns), f"probing {col}")
-        result = probe_property(x, props[col].to_numpy(np.float64), cfg.folds, cfg.seed, cfg.min_class_count)
-        if result is not None:
-            rows.append({"property": col, "unit": units.get(col, ""), **result})
-    if not rows:
-        raise ValueError("no catalog property could be probed (none numeric with enough distinct values)")
-    table = pd.DataFrame(rows)
+    table = probe_table(np.asarray(emb[sample], np.float64), props, units, cfg, ctx.progress)
     table.to_parquet(ctx.out / PROBES_FILE, index=False)
     cont = table[table["kind"] == "continuous"]
     binary = table[table["kind"] == "binary"]
-    return {"n_properties": len(table), "r2": dict(zip(cont["property"], cont["score"].round(4))),
-            "auroc": dict(zip(binary["property"], binary["auroc"].round(4))),
-            "median_r2": float(cont["score"].median()) if len(cont) else None}
+    metrics = {"n_properties": len(table), "r2": dict(zip(cont["property"], cont["score"].round(4))),
+               "auroc": dict(zip(binary["property"], binary["auroc"].round(4))),
+               "median_r2": float(cont["score"].median()) if len(cont) else None}
+    if cfg.compare_encoder and "encoder" in ctx.inputs and embeddings_source(ctx.inputs["embeddings"]) != "encoder":
+        pooling = EmbeddingsConfig().pooling
+        enc = encode_survey(ctx.inputs["encoder"], survey, pooling, 256,
+                            lambda s, t, m: ctx.progress(s, t, f"astroPT encoder: {m}"))
+        other = probe_table(np.asarray(enc[sample], np.float64), props, units, cfg,
+                            lambda s, t, m: ctx.progress(s, t, f"astroPT encoder embeddings: {m}"))
+        other.to_parquet(ctx.out / ENCODER_PROBES_FILE, index=False)
+        other_cont = other[other["kind"] == "continuous"]
+        metrics["encoder_median_r2"] = float(other_cont["score"].median()) if len(other_cont) else None
+    return metrics
