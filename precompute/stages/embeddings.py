@@ -112,11 +112,12 @@ def _embed(ctx: StageContext) -> dict:
 
 
 def encode_survey(encoder_dir: Path, survey: Survey, pooling: str, batch_size: int,
-                  progress: Callable[[int, int, str], None], path: Path | None = None) -> np.ndarray:
-    """The encoder's final states of every galaxy, pooled over patches (``light`` or ``mean``), streamed
-    into an npy memmap at ``path`` (or an array in memory without one)."""
+                  progress: Callable[[int, int, str], None], path: Path | None = None,
+                  rows: np.ndarray | None = None) -> np.ndarray:
+    """The encoder's final states of every galaxy (or of the sorted ``rows``), pooled over patches
+    (``light`` or ``mean``), streamed into an npy memmap at ``path`` (or an array in memory without one)."""
     model, norm = load_encoder(encoder_dir)
-    n = len(survey)
+    n = len(survey) if rows is None else len(rows)
     shape = (n, model.cfg.n_embd)
     if path:
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
@@ -125,7 +126,7 @@ def encode_survey(encoder_dir: Path, survey: Survey, pooling: str, batch_size: i
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            flux = np.asarray(survey.images[start:stop])
+            flux = np.asarray(survey.images[start:stop] if rows is None else survey.images[rows[start:stop]])
             weights = patch_light(flux, model.cfg.patch_size, model.order.numpy()) if pooling == "light" else None
             out[start:stop] = model.embed(norm(flux), weights).numpy()
             progress(stop, n, f"{stop:,}/{n:,} galaxies encoded")

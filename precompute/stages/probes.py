@@ -114,8 +114,8 @@ def linear_probes(ctx: StageContext) -> dict:
     if cfg.compare_encoder and "encoder" in ctx.inputs and embeddings_source(ctx.inputs["embeddings"]) != "encoder":
         pooling = EmbeddingsConfig().pooling
         enc = encode_survey(ctx.inputs["encoder"], survey, pooling, 256,
-                            lambda s, t, m: ctx.progress(s, t, f"astroPT encoder: {m}"))
-        other = probe_table(np.asarray(enc[sample], np.float64), props, units, cfg,
+                            lambda s, t, m: ctx.progress(s, t, f"astroPT encoder: {m}"), rows=sample)
+        other = probe_table(enc.astype(np.float64), props, units, cfg,
                             lambda s, t, m: ctx.progress(s, t, f"astroPT encoder embeddings: {m}"))
         other.to_parquet(ctx.out / ENCODER_PROBES_FILE, index=False)
         other_cont = other[other["kind"] == "continuous"]
