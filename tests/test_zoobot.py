@@ -118,3 +118,19 @@ def test_sae_epochs_follow_the_embeddings_source_unless_set(tmp_path, source, ep
         assert with_epochs(ctx).epochs == epochs
     ctx = StageContext("sae", SAEConfig(epochs=7), tmp_path, {"embeddings": tmp_path})
     assert with_epochs(ctx).epochs == 7
+
+
+def test_skipping_the_encoder_keeps_the_feature_suite_of_a_catalog_with_votes(tmp_path):
+    from precompute.cli import select_stages
+    from precompute.config import read_preset, resolve_configs
+    from precompute.runner import run_pipeline
+    from precompute.stage import all_stages
+
+    stages = select_stages(all_stages(), [], ["encoder"])
+    assert {"embeddings", "sae", "features", "probes"} <= set(stages) and "encoder" not in stages
+    configs = resolve_configs(all_stages(), read_preset("quick"), ["survey.n_galaxies=300", "zoobot.epochs=1"])
+    keep = {n: stages[n] for n in ("survey", "zoobot", "embeddings", "probes")}
+    result = run_pipeline(tmp_path, "noenc", keep, {n: configs[n] for n in keep}, preset="quick")
+    assert result.actions["embeddings"] == result.actions["probes"] == "ran"
+    atlas = Atlas.open(tmp_path / "noenc")
+    assert atlas.metrics("embeddings")["source"] == "zoobot" and atlas.encoder_probes() is None

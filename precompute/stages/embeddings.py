@@ -76,8 +76,8 @@ def _reads(cfg: EmbeddingsConfig, built: set[str]) -> set[str]:
     return {"survey", resolved_source(cfg, built)}
 
 
-@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=4, optional=("zoobot",),
-          reads=_reads)
+@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=4,
+          optional=("zoobot", "encoder"), reads=_reads)
 def embed_survey(ctx: StageContext) -> dict:
     """Galaxy embeddings: the Zoobot-style network's, the encoder's (pooled over patches) or a file's."""
     metrics = _embed(ctx)
@@ -105,7 +105,8 @@ def _embed(ctx: StageContext) -> dict:
         x = np.load(ctx.out / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
         return {"n": int(len(x)), "dim": int(x.shape[1]), "source": "zoobot"}
     if "encoder" not in ctx.inputs:
-        raise ValueError("the embeddings come from the encoder here, but the encoder stage has not been built")
+        raise ValueError("the embeddings come from the encoder here (the catalog has no vote fractions, or "
+                         "embeddings.source = 'encoder'), but the encoder stage was left out (--skip encoder)")
     out = encode_survey(ctx.inputs["encoder"], survey, ctx.cfg.pooling, ctx.cfg.batch_size, ctx.progress,
                         ctx.out / EMBEDDINGS_FILE)
     return {"n": len(out), "dim": int(out.shape[1]), "source": "encoder", "pooling": ctx.cfg.pooling}

@@ -93,7 +93,8 @@ def _reads(cfg: ProbesConfig, built: set[str]) -> set[str]:
     return {"survey", "embeddings", "encoder"} if cfg.compare_encoder else {"survey", "embeddings"}
 
 
-@register("probes", ProbesConfig, inputs=("survey", "embeddings", "encoder"), reads=_reads, version=2)
+@register("probes", ProbesConfig, inputs=("survey", "embeddings", "encoder"), optional=("encoder",), reads=_reads,
+          version=2)
 def linear_probes(ctx: StageContext) -> dict:
     """Cross-validated ridge / logistic probes from the embeddings to every catalog property."""
     cfg: ProbesConfig = ctx.cfg
