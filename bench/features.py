@@ -33,7 +33,9 @@ from galaxyml.atlas import Atlas, home  # noqa: E402
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE  # noqa: E402
 from precompute.stages.features import TRUTH_FACTORS, property_table  # noqa: E402
 from precompute.stages.matryoshka import MatryoshkaConfig  # noqa: E402
-from precompute.stages.sae import SAEConfig, encode_all, fit_sparse_coder, input_scale  # noqa: E402
+from precompute.stages.sae import (  # noqa: E402
+    SAEConfig, encode_all, fit_sparse_coder, input_scale, start_at_mean,
+)
 
 
 def pca_halves(x: np.ndarray, k: int) -> np.ndarray:
@@ -44,9 +46,7 @@ def pca_halves(x: np.ndarray, k: int) -> np.ndarray:
 
 def train(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, seed: int) -> tuple[np.ndarray, float]:
     """Dense activations (N, M) of a freshly trained ``sae`` and its FVU over all galaxies."""
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        sae.b_pre.copy_(torch.from_numpy(x.mean(0) / scale).float())
+    start_at_mean(sae, x, scale)
     ctx = SimpleNamespace(name="bench", progress=lambda *a: None)
     fit_sparse_coder(sae, x, scale, cfg, np.random.default_rng(seed), ctx)
     sae.eval()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from galaxyml.atlas import FEATURE_MODELS
+from galaxyml.atlas import EMBEDDING_SOURCES, FEATURE_MODELS
 from galaxyml.data.mock.relations import bpt_classify
 from galaxyml.viz.predictions import (
     axis_label, binned_residuals, bpt_confusion, bpt_diagram, contributions_bars, predicted_vs_true, probe_scores,
@@ -168,7 +168,7 @@ if atlas.ready("probes"):
     shown, encoder = probes, loaders.encoder_probes(atlas)
     if encoder is not None:  # the same probes of the astroPT-style encoder's embeddings, for comparison
         median = {name: t.loc[t["kind"] == "continuous", "score"].median() for name, t in
-                  ((atlas.embeddings_source(), probes), ("astroPT-style encoder", encoder))}
+                  ((atlas.embeddings_source(), probes), (EMBEDDING_SOURCES["encoder"], encoder))}
         st.caption("Median R² over the continuous properties: " + " · ".join(
             f"embeddings of the {name} **{m:.2f}**" for name, m in median.items())
             + ". The table's *encoder score* column is the same probe of the astroPT-style encoder's embeddings.")

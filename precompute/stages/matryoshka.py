@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
 from galaxyml.models.device import check_device
 from galaxyml.models.sae import MatryoshkaSAE
 from precompute.stage import StageContext, register
-from precompute.stages.sae import fit_sparse_coder, load_embeddings, prepare, with_epochs, write_codes
+from precompute.stages.sae import (
+    fit_sparse_coder, load_embeddings, prepare, start_at_mean, with_epochs, write_codes,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,6 @@ def train_matryoshka(ctx: StageContext) -> dict:
     x = load_embeddings(ctx)
     sample, scale, rng = prepare(x, cfg)
     sae = MatryoshkaSAE(x.shape[1], cfg.group_sizes, cfg.k)
-    with torch.no_grad():
-        sae.b_pre.copy_(torch.from_numpy(sample.mean(0) / scale).float())
+    start_at_mean(sae, sample, scale)
     history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx)
     return write_codes(sae, x, scale, cfg, history, seconds, ctx.out)

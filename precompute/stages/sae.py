@@ -195,6 +195,13 @@ def with_epochs(ctx: StageContext):
                                                                     DEFAULT_EPOCHS))
 
 
+@torch.no_grad()
+def start_at_mean(sae: TopKSAE, rows: np.ndarray, scale: np.ndarray) -> None:
+    """Set the pre-encoder bias to the mean of the scaled ``rows`` (the geometric-median stand-in of
+    Gao et al. and sparsify)."""
+    sae.b_pre.copy_(torch.from_numpy(np.asarray(rows).mean(0) / scale).float())
+
+
 def prepare(x: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
     """Seeded generator, a sample of rows, and the input scale."""
     torch.manual_seed(cfg.seed)
@@ -214,7 +221,6 @@ def train_sae(ctx: StageContext) -> dict:
         raise ValueError(f"sae.k = {cfg.k} exceeds the number of latents {n_latents} (expansion x {d})")
     sample, scale, rng = prepare(x, cfg)
     sae = TopKSAE(d, n_latents, cfg.k)
-    with torch.no_grad():
-        sae.b_pre.copy_(torch.from_numpy(sample.mean(0) / scale).float())
+    start_at_mean(sae, sample, scale)
     history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx)
     return write_codes(sae, x, scale, cfg, history, seconds, ctx.out)
