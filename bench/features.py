@@ -6,10 +6,11 @@ For each seed this trains the TopK SAE (and with ``--matryoshka`` the Matryoshka
 do, with the atlas's own settings unless overridden, and prints its FVU, dead share, the share of
 catalog properties on which its best |rho| beats that of PCA at the same number of components, and
 the truth alignment (best single feature's AUROC) of every generating factor; then mean and standard
-deviation over the seeds.
+deviation over the seeds, and the properties PCA wins on (with the mean margin and in how many seeds).
 
     python bench/features.py --run demo --home runs --seeds 5
     python bench/features.py --run demo --home runs --seeds 5 --k 64 --matryoshka
+    python bench/features.py --run demo --seeds 3 --expansion 2 --matryoshka --groups 32,32,64,128
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def main() -> None:
     p.add_argument("--expansion", type=int, help="latents per embedding dimension (default: the atlas's)")
     p.add_argument("--epochs", type=int, help="default: what the sae stage chose for this atlas")
     p.add_argument("--matryoshka", action="store_true", help="also the Matryoshka SAE (the atlas's groups)")
+    p.add_argument("--groups", type=lambda s: tuple(int(g) for g in s.split(",")),
+                   help="Matryoshka group sizes, comma-separated (default: the atlas's)")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args()
     if args.threads:
@@ -89,10 +92,11 @@ def main() -> None:
         m_raw = stages["matryoshka"]["config"]
         m_cfg = MatryoshkaConfig(**{k: tuple(v) if k == "group_sizes" else v for k, v in m_raw.items()
                                     if k in MatryoshkaConfig.__dataclass_fields__})
-        m_cfg = dataclasses.replace(m_cfg, epochs=sae_cfg.epochs, k=sae_cfg.k)
+        m_cfg = dataclasses.replace(m_cfg, epochs=sae_cfg.epochs, k=sae_cfg.k,
+                                    group_sizes=args.groups or m_cfg.group_sizes)
         models["Matryoshka"] = lambda: MatryoshkaSAE(x.shape[1], m_cfg.group_sizes, m_cfg.k)
         configs["Matryoshka"] = m_cfg
-    rows = []
+    rows, margins = [], []
     for name, make in models.items():
         for seed in range(args.seeds):
             t0 = time.time()
@@ -102,6 +106,7 @@ def main() -> None:
             rho = interpret.spearman_matrix(acts, props).abs().max(axis=0)
             row = {"model": name, "seed": seed, "fvu": fvu, "dead": float((acts.max(0) <= 0).mean()),
                    "beats_pca": float((rho > pca_rho).mean())}
+            margins.append((rho - pca_rho).rename((name, seed)))
             if factors:
                 row.update({r.factor: r.auroc for r in interpret.truth_alignment(acts, truth).itertuples()})
             rows.append(row)
@@ -116,6 +121,14 @@ def main() -> None:
         spread = group[cols].std(ddof=1).fillna(0.0)  # one seed: no spread
         cells = [f"{group[c].mean():.{digits[c]}f} +- {spread[c]:.{digits[c]}f}" for c in cols]
         print(f"{name:>11}" + "".join(f"{c:>20}" for c in cells))
+    margin = pd.concat(margins, axis=1)
+    print("\nproperties PCA wins on in at least one seed: SAE best |rho| - PCA best |rho| (mean over seeds), "
+          "seeds lost")
+    for name in models:
+        m = margin.loc[:, [c for c in margin.columns if c[0] == name]]
+        lost = (m <= 0).sum(axis=1)
+        order = m.mean(axis=1)[lost > 0].sort_values().index
+        print(f"{name}: " + ", ".join(f"{p} {m.loc[p].mean():+.3f} ({lost[p]})" for p in order))
 
 
 if __name__ == "__main__":
