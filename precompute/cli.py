@@ -135,6 +135,15 @@ def select_stages(stages: dict, only: list[str], skip: list[str]) -> dict:
     return {n: st for n, st in stages.items() if n in keep and n not in dropped}
 
 
+def on_demand_stages(stages: dict, only: list[str]) -> frozenset[str]:
+    """With ``only``: the deferred stages kept only as optional inputs (say the encoder, when the
+    embeddings come from the vote network), which the build makes only if a stage reads them."""
+    if not only:
+        return frozenset()
+    required = set(only) | {d for st in stages.values() for d in st.inputs if d not in st.optional}
+    return frozenset(n for n, st in stages.items() if st.deferred and n not in required)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -161,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         configs = {n: configs[n] for n in stages}
         run = args.run or Path(args.preset).stem
         root = (args.home or home()).absolute()
-        result = run_pipeline(root, run, stages, configs, preset=args.preset,
-                              on_event=_progress_printer(args.quiet), force=tuple(args.force))
+        result = run_pipeline(root, run, stages, configs, preset=args.preset, on_event=_progress_printer(args.quiet),
+                              force=tuple(args.force), on_demand=on_demand_stages(stages, args.only))
     except (ConfigError, BuildLocked, PermissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -173,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except BuildCancelled as e:
         print(f"cancelled: {e}; run the same command again to resume", file=sys.stderr)
         return 130
-    counts = {a: sum(1 for v in result.actions.values() if v == a) for a in ("ran", "skipped", "not applicable")}
+    counts = {a: sum(1 for v in result.actions.values() if v == a)
+              for a in ("ran", "skipped", "not applicable", "not needed")}
     print(f"atlas ready: {result.run_dir} ({counts['ran']} stage(s) built, {counts['skipped']} unchanged"
-          + (f", {counts['not applicable']} not applicable to this survey" if counts["not applicable"] else "") + ")")
+          + (f", {counts['not applicable']} not applicable to this survey" if counts["not applicable"] else "")
+          + (f", {counts['not needed']} not needed by --only" if counts["not needed"] else "") + ")")
     return 0

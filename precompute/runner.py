@@ -76,7 +76,8 @@ def library_versions() -> dict[str, str]:
 
 @dataclass
 class RunResult:
-    """What :func:`run_pipeline` did: per stage, 'ran' or 'skipped', and seconds."""
+    """What :func:`run_pipeline` did: per stage, 'ran', 'skipped', 'not applicable' or 'not needed'
+    (an ``on_demand`` stage nothing read), and seconds."""
 
     run_dir: Path
     actions: dict[str, str] = field(default_factory=dict)
@@ -156,8 +157,12 @@ def _not_applicable(manifest: dict, run_dir: Path, name: str, stage: Stage, h: d
 def run_pipeline(
     home: Path, run: str, stages: dict[str, Stage], configs: dict[str, Any], preset: str = "",
     on_event: Callable[[dict[str, Any]], None] | None = None, force: tuple[str, ...] = (),
+    on_demand: frozenset[str] = frozenset(),
 ) -> RunResult:
     """Build ``stages`` into ``home/run``, skipping those whose hash is unchanged.
+
+    Deferred stages named in ``on_demand`` are built only when another stage reads them (``--only``
+    uses this, so that an optional input nothing reads in this build is left as it was).
 
     Raises :class:`precompute.lock.BuildLocked` if another process builds this run,
     :class:`StageFailed` if a stage raises, :class:`BuildCancelled` on SIGTERM/SIGINT.
@@ -188,9 +193,10 @@ def run_pipeline(
         built: set[str] = set()  # applicable stages that are ready in this build
         read_sets: dict[str, set[str]] = {}  # what each stage with ``reads`` reads in this build
         count = iter(range(1, len(stages) + 1))
+        total = len(stages) - len([n for n in pending if n in on_demand])  # grows if one is read
 
         def build(name: str) -> None:
-            nonlocal current, hashes
+            nonlocal current, hashes, total
             current, stage = name, stages[name]
             reads = set(stage.inputs) if stage.reads is None else stage.reads(configs[name], built)
             if stage.reads is not None:  # its hash, and those after it, cover only the inputs it reads
@@ -207,6 +213,7 @@ def run_pipeline(
                 return
             for dep in [d for d in pending if d in reads]:  # a deferred input this stage reads: build it now
                 pending.remove(dep)
+                total += dep in on_demand
                 build(dep)
                 current = name
             absent = {d for d in stage.inputs if d not in stages or manifest["stages"].get(d, {}).get("not_applicable")}
@@ -217,7 +224,7 @@ def run_pipeline(
                 emit("stage_skip", stage=name, message=f"{name}: not applicable (input {missing[0]} is not)")
                 return
             absent |= set(pending)  # deferred and not read: not built yet in this build
-            emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({next(count)}/{len(stages)})")
+            emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({next(count)}/{total})")
             # The old entry goes first, so no loader ever pairs it with a half-replaced folder.
             if manifest["stages"].pop(name, None) is not None:
                 save_manifest(run_dir, manifest)
@@ -261,7 +268,12 @@ def run_pipeline(
         for name in [n for n in stages if n not in pending]:
             build(name)
         while pending:
-            build(pending.pop(0))
+            name = pending.pop(0)
+            if name in on_demand:
+                result.actions[name] = "not needed"
+                emit("stage_skip", stage=name, message=f"{name}: not read by the stages asked for, left as it was")
+            else:
+                build(name)
         emit("done", message=f"'{run}' is complete ({time.time() - t_run:.1f} s)")
         return result
     except BuildCancelled as e:

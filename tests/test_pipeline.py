@@ -236,3 +236,17 @@ def test_a_deferred_stage_is_built_last_unless_read_and_only_what_is_read_is_has
     assert Atlas.open(tmp_path / "deferred").metrics("e")["source"] == ("v" if v_applicable else "d")
     run(["d.n=12"])
     assert toy_stages.CALLS == (["d"] if v_applicable else ["d", "e"])  # e reruns only when it reads d
+
+
+@pytest.mark.parametrize("v_applicable", [True, False])
+def test_only_builds_a_deferred_optional_input_just_when_it_is_read(tmp_path, v_applicable):
+    from precompute.cli import on_demand_stages
+
+    stages = toy_stages.deferred_stages()
+    on_demand = on_demand_stages(stages, ["e"])
+    assert on_demand == {"d"} and on_demand_stages(stages, ["d", "e"]) == set() and on_demand_stages(stages, []) == set()
+    toy_stages.CALLS.clear()
+    configs = resolve_configs(stages, {}, [f"v.applicable={str(v_applicable).lower()}"])
+    result = run_pipeline(tmp_path, "only", stages, configs, preset="toy", on_demand=on_demand)
+    assert toy_stages.CALLS == (["v", "e"] if v_applicable else ["v", "d", "e"])
+    assert result.actions["d"] == ("not needed" if v_applicable else "ran")

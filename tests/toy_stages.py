@@ -96,6 +96,6 @@ def deferred_stages() -> dict[str, Stage]:
     return {
         "d": Stage("d", ACfg, (), run_d, deferred=True),
         "v": Stage("v", VCfg, (), run_v),
-        "e": Stage("e", CCfg, ("d", "v"), run_e, optional=("v",),
+        "e": Stage("e", CCfg, ("d", "v"), run_e, optional=("v", "d"),
                    reads=lambda cfg, built: {"v"} if "v" in built else {"d"}),
     }
