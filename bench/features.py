@@ -11,6 +11,7 @@ deviation over the seeds, and the properties PCA wins on (with the mean margin a
     python bench/features.py --run demo --home runs --seeds 5
     python bench/features.py --run demo --home runs --seeds 5 --k 64 --matryoshka
     python bench/features.py --run demo --seeds 3 --expansion 2 --matryoshka --groups 32,32,64,128
+    python bench/features.py --run demo --seeds 3 --embeddings encoder_emb.npy --epochs 200
 """
 
 from __future__ import annotations
@@ -66,13 +67,17 @@ def main() -> None:
     p.add_argument("--matryoshka", action="store_true", help="also the Matryoshka SAE (the atlas's groups)")
     p.add_argument("--groups", type=lambda s: tuple(int(g) for g in s.split(",")),
                    help="Matryoshka group sizes, comma-separated (default: the atlas's)")
+    p.add_argument("--embeddings", type=Path,
+                   help="an (N, d) npy of other embeddings of the atlas's galaxies, in catalog order (default: the atlas's)")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     atlas = Atlas.open((args.home or home()) / args.run)
-    x = np.asarray(atlas.embeddings(), np.float32)
+    x = np.asarray(np.load(args.embeddings, allow_pickle=False) if args.embeddings else atlas.embeddings(), np.float32)
     survey = atlas.survey()
+    if x.ndim != 2 or len(x) != len(survey):
+        raise SystemExit(f"error: embeddings of shape {x.shape}, but the atlas has {len(survey):,} galaxies")
     props = property_table(survey)
     factors = [f for f in TRUTH_FACTORS if f in survey.catalog] if survey.is_mock else []
     truth = survey.catalog[factors].reset_index(drop=True)
