@@ -51,6 +51,16 @@ if all(sets[m].rho is not None for m in models):
     share = {m: float((best_rho[m] > best_rho["pca"]).mean()) for m in models if m != "pca" and "pca" in models}
     if share:
         st.caption(" · ".join(f"{NAMES[m]} beats PCA on {v:.0%} of properties" for m, v in share.items()))
+        with st.expander("Where PCA wins"):
+            margin = pd.DataFrame({f"{NAMES[m]} − PCA": best_rho[m] - best_rho["pca"] for m in share})
+            lost = margin[(margin <= 0).any(axis=1)].sort_values(margin.columns[0])
+            st.dataframe(lost.assign(**{"PCA |ρ|": best_rho["pca"][lost.index]}), width="stretch",
+                         column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in margin}
+                         | {"PCA |ρ|": st.column_config.NumberColumn(format="%.3f")})
+            st.caption("Difference of the best |ρ| of each SAE and of PCA, for the properties PCA wins in at least "
+                       "one SAE. A sparse feature is zero on most galaxies, so a property that varies smoothly "
+                       "over all of them (a magnitude, a size) is easier for one dense principal component to "
+                       "track; SAEs win the rare, discrete ones (mergers, artefacts, AGN).")
     novel = {m: sets[m].stats.loc[~sets[m].stats["dead"], "novelty"] for m in models}
     left, right = st.columns(2)
     left.markdown("**Novelty of live features**")

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -210,6 +211,13 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     assert any("logistic probe on all embedding dimensions" in c.value for c in at.caption)
     assert at.main.selectbox[0].value == "log_mstar"
     assert len(at.get("image")) == 3  # one gallery per model
+    # "Where PCA wins" lists exactly the properties on which PCA's best |rho| is at least one SAE's.
+    atlas = Atlas.open(home_env / "quick")
+    best = {m: atlas.feature_set(m).rho.abs().max(axis=0) for m in ("sae", "matryoshka", "pca")}
+    lost = at.dataframe[1].value
+    expected = best["pca"].index[(best["sae"] <= best["pca"]) | (best["matryoshka"] <= best["pca"])]
+    assert set(lost.index) == set(expected)
+    assert np.allclose(lost["TopK SAE − PCA"], (best["sae"] - best["pca"])[lost.index])
 
 
 def test_predictions_page_reports_the_stage_metrics_and_a_galaxy_breakdown(home_env):
