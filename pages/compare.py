@@ -54,8 +54,10 @@ if all(sets[m].rho is not None for m in models):
         with st.expander("Where PCA wins"):
             margin = pd.DataFrame({f"{NAMES[m]} − PCA": best_rho[m] - best_rho["pca"] for m in share})
             lost = margin[(margin <= 0).any(axis=1)].sort_values(margin.columns[0])
-            st.dataframe(lost.assign(**{"PCA |ρ|": best_rho["pca"][lost.index]}), width="stretch",
-                         column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in margin}
+            table = lost.assign(**{"PCA |ρ|": best_rho["pca"][lost.index]}).rename_axis("property").reset_index()
+            st.dataframe(table, hide_index=True, width="stretch",
+                         column_config={"property": st.column_config.TextColumn(width="large")}
+                         | {c: st.column_config.NumberColumn(format="%+.3f") for c in margin}
                          | {"PCA |ρ|": st.column_config.NumberColumn(format="%.3f")})
             st.caption("Difference of the best |ρ| of each SAE and of PCA, for the properties PCA wins in at least "
                        "one SAE. A sparse feature is zero on most galaxies, so a property that varies smoothly "

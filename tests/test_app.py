@@ -214,7 +214,7 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     # "Where PCA wins" lists exactly the properties on which PCA's best |rho| is at least one SAE's.
     atlas = Atlas.open(home_env / "quick")
     best = {m: atlas.feature_set(m).rho.abs().max(axis=0) for m in ("sae", "matryoshka", "pca")}
-    lost = at.dataframe[1].value
+    lost = at.dataframe[1].value.set_index("property")
     expected = best["pca"].index[(best["sae"] <= best["pca"]) | (best["matryoshka"] <= best["pca"])]
     assert set(lost.index) == set(expected)
     assert np.allclose(lost["TopK SAE − PCA"], (best["sae"] - best["pca"])[lost.index])
