@@ -64,6 +64,7 @@ def main() -> None:
     p.add_argument("--k", type=int, help="active latents (default: the atlas's sae.k)")
     p.add_argument("--expansion", type=int, help="latents per embedding dimension (default: the atlas's)")
     p.add_argument("--epochs", type=int, help="default: what the sae stage chose for this atlas")
+    p.add_argument("--input-norm", choices=("global", "per_dim"), help="embedding scaling (default: the atlas's)")
     p.add_argument("--matryoshka", action="store_true", help="also the Matryoshka SAE (the atlas's groups)")
     p.add_argument("--groups", type=lambda s: tuple(int(g) for g in s.split(",")),
                    help="Matryoshka group sizes, comma-separated (default: the atlas's)")
@@ -84,7 +85,8 @@ def main() -> None:
     stages = atlas.manifest["stages"]  # the settings the atlas was built with
     sae_cfg = SAEConfig(**{k: v for k, v in stages["sae"]["config"].items() if k in SAEConfig.__dataclass_fields__})
     sae_cfg = dataclasses.replace(sae_cfg, epochs=args.epochs or stages["sae"]["metrics"]["epochs"],
-                                  **{k: v for k, v in (("k", args.k), ("expansion", args.expansion)) if v})
+                                  **{k: v for k, v in (("k", args.k), ("expansion", args.expansion),
+                                                     ("input_norm", args.input_norm)) if v})
     scale = input_scale(x.astype(np.float64), sae_cfg.input_norm)
     pca_rho = interpret.spearman_matrix(pca_halves(x / scale, sae_cfg.k), props).abs().max(axis=0)
     pca_fvu = 1 - PCA(n_components=sae_cfg.k).fit(x / scale).explained_variance_ratio_.sum()
