@@ -68,8 +68,8 @@ def main() -> None:
     p.add_argument("--matryoshka", action="store_true", help="also the Matryoshka SAE (the atlas's groups)")
     p.add_argument("--groups", type=lambda s: tuple(int(g) for g in s.split(",")),
                    help="Matryoshka group sizes, comma-separated (default: the atlas's)")
-    p.add_argument("--embeddings", type=Path,
-                   help="an (N, d) npy of other embeddings of the atlas's galaxies, in catalog order (default: the atlas's)")
+    p.add_argument("--embeddings", type=Path, help="an (N, d) npy of other embeddings of the atlas's galaxies, "
+                                                   "in catalog order (default: the atlas's)")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args()
     if args.threads:

@@ -244,7 +244,8 @@ def test_only_builds_a_deferred_optional_input_just_when_it_is_read(tmp_path, v_
 
     stages = toy_stages.deferred_stages()
     on_demand = on_demand_stages(stages, ["e"])
-    assert on_demand == {"d"} and on_demand_stages(stages, ["d", "e"]) == set() and on_demand_stages(stages, []) == set()
+    assert on_demand == {"d"}
+    assert on_demand_stages(stages, ["d", "e"]) == set() and on_demand_stages(stages, []) == set()
     toy_stages.CALLS.clear()
     configs = resolve_configs(stages, {}, [f"v.applicable={str(v_applicable).lower()}"])
     result = run_pipeline(tmp_path, "only", stages, configs, preset="toy", on_demand=on_demand)
