@@ -167,10 +167,11 @@ if atlas.ready("probes"):
     st.plotly_chart(probe_scores(probes), width="stretch")
     shown, encoder = probes, loaders.encoder_probes(atlas)
     if encoder is not None:  # the same probes of the astroPT-style encoder's embeddings, for comparison
-        median = {name: t.loc[t["kind"] == "continuous", "score"].median() for name, t in
-                  ((atlas.embeddings_source(), probes), (EMBEDDING_SOURCES["encoder"], encoder))}
+        met = atlas.metrics("probes")  # the stage's medians of both tables
+        median = {atlas.embeddings_source(): met.get("median_r2"),
+                  EMBEDDING_SOURCES["encoder"]: met.get("encoder_median_r2")}
         st.caption("Median R² over the continuous properties: " + " · ".join(
-            f"embeddings of the {name} **{m:.2f}**" for name, m in median.items())
+            f"embeddings of the {name} **{m:.2f}**" for name, m in median.items() if m is not None)
             + ". The table's *encoder score* column is the same probe of the astroPT-style encoder's embeddings.")
         shown = probes.merge(encoder[["property", "score"]].rename(columns={"score": "encoder score"}),
                              on="property", how="left")

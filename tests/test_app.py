@@ -240,6 +240,9 @@ def test_predictions_page_reports_the_stage_metrics_and_a_galaxy_breakdown(home_
     probes = at.dataframe[-1].value  # the vote network's probes beside the astroPT encoder's
     assert {"score", "encoder score"} <= set(probes.columns) and probes["encoder score"].notna().all()
     assert any("astroPT-style encoder" in c.value for c in at.caption)
+    enc = atlas.encoder_probes()
+    enc_median = enc.loc[enc["kind"] == "continuous", "score"].median()
+    assert any(f"**{enc_median:.2f}**" in c.value for c in at.caption)  # both medians are shown
 
 
 def test_predictions_page_for_bpt_shows_classes(home_env):

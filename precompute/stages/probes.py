@@ -89,6 +89,12 @@ def probe_table(x: np.ndarray, props: pd.DataFrame, units: dict, cfg: ProbesConf
     return pd.DataFrame(rows)
 
 
+def median_r2(table: pd.DataFrame) -> float | None:
+    """The median cross-validated R2 of a probe table's continuous properties (None without any)."""
+    cont = table[table["kind"] == "continuous"]
+    return float(cont["score"].median()) if len(cont) else None
+
+
 def _reads(cfg: ProbesConfig, built: set[str]) -> set[str]:
     return {"survey", "embeddings", "encoder"} if cfg.compare_encoder else {"survey", "embeddings"}
 
@@ -111,7 +117,7 @@ def linear_probes(ctx: StageContext) -> dict:
     binary = table[table["kind"] == "binary"]
     metrics = {"n_properties": len(table), "r2": dict(zip(cont["property"], cont["score"].round(4))),
                "auroc": dict(zip(binary["property"], binary["auroc"].round(4))),
-               "median_r2": float(cont["score"].median()) if len(cont) else None}
+               "median_r2": median_r2(table)}
     if cfg.compare_encoder and "encoder" in ctx.inputs and embeddings_source(ctx.inputs["embeddings"]) != "encoder":
         pooling = EmbeddingsConfig().pooling
         enc = encode_survey(ctx.inputs["encoder"], survey, pooling, 256,
@@ -119,6 +125,5 @@ def linear_probes(ctx: StageContext) -> dict:
         other = probe_table(enc.astype(np.float64), props, units, cfg,
                             lambda s, t, m: ctx.progress(s, t, f"astroPT encoder embeddings: {m}"))
         other.to_parquet(ctx.out / ENCODER_PROBES_FILE, index=False)
-        other_cont = other[other["kind"] == "continuous"]
-        metrics["encoder_median_r2"] = float(other_cont["score"].median()) if len(other_cont) else None
+        metrics["encoder_median_r2"] = median_r2(other)
     return metrics
