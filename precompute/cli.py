@@ -10,6 +10,9 @@ from pathlib import Path
 
 from precompute.config import ConfigError, preset_names, read_preset, resolve_configs
 
+ALWAYS_BUILT = ("survey", "thumbnails")
+"""Stages ``--only`` always keeps: every page reads the survey and its thumbnails."""
+
 EPILOG = """examples:
   python -m precompute                              build the demo atlas into runs/demo
   python -m precompute --preset quick --run test    a 1,000-galaxy atlas in under a minute
@@ -119,7 +122,7 @@ def select_stages(stages: dict, only: list[str], skip: list[str]) -> dict:
     keep = set(stages)
     if only:
         keep = set()
-        todo = [*only, "survey", "thumbnails"]
+        todo = [*only, *ALWAYS_BUILT]
         while todo:
             name = todo.pop()
             if name not in keep:
@@ -135,13 +138,19 @@ def select_stages(stages: dict, only: list[str], skip: list[str]) -> dict:
     return {n: st for n, st in stages.items() if n in keep and n not in dropped}
 
 
-def on_demand_stages(stages: dict, only: list[str]) -> frozenset[str]:
-    """With ``only``: the deferred stages kept only as optional inputs (say the encoder, when the
-    embeddings come from the vote network), which the build makes only if a stage reads them."""
+def on_demand_stages(stages: dict, only: list[str], configs: dict) -> frozenset[str]:
+    """With ``only``: the stages kept only as optional inputs that no stage would read even if every
+    stage were there (the encoder when the embeddings come from the vote network; the vote network
+    when ``embeddings.source`` names the encoder or a file). The build makes them only if a stage
+    reads them after all (the encoder, when the vote network turns out not applicable)."""
     if not only:
         return frozenset()
-    required = set(only) | {d for st in stages.values() for d in st.inputs if d not in st.optional}
-    return frozenset(n for n, st in stages.items() if st.deferred and n not in required)
+    everything = set(stages)
+    read = {*only, *ALWAYS_BUILT}
+    for name, st in stages.items():
+        read |= {d for d in st.inputs if d not in st.optional}
+        read |= set(st.inputs) if st.reads is None else st.reads(configs[name], everything)
+    return frozenset(everything - read)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         run = args.run or Path(args.preset).stem
         root = (args.home or home()).absolute()
         result = run_pipeline(root, run, stages, configs, preset=args.preset, on_event=_progress_printer(args.quiet),
-                              force=tuple(args.force), on_demand=on_demand_stages(stages, args.only))
+                              force=tuple(args.force), on_demand=on_demand_stages(stages, args.only, configs))
     except (ConfigError, BuildLocked, PermissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -161,8 +161,8 @@ def run_pipeline(
 ) -> RunResult:
     """Build ``stages`` into ``home/run``, skipping those whose hash is unchanged.
 
-    Deferred stages named in ``on_demand`` are built only when another stage reads them (``--only``
-    uses this, so that an optional input nothing reads in this build is left as it was).
+    Stages named in ``on_demand`` are built only when another stage reads them (``--only`` uses this,
+    so that an optional input nothing reads in this build is left as it was).
 
     Raises :class:`precompute.lock.BuildLocked` if another process builds this run,
     :class:`StageFailed` if a stage raises, :class:`BuildCancelled` on SIGTERM/SIGINT.
@@ -189,11 +189,12 @@ def run_pipeline(
         save_manifest(run_dir, manifest)
         hashes = stage_hashes(stages, configs)
         emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset, pid=os.getpid())
-        pending = [n for n, st in stages.items() if st.deferred]  # built after the rest unless needed sooner
+        # Deferred stages are built after the rest unless read sooner; on-demand ones only if read.
+        pending = [n for n, st in stages.items() if st.deferred or n in on_demand]
         built: set[str] = set()  # applicable stages that are ready in this build
         read_sets: dict[str, set[str]] = {}  # what each stage with ``reads`` reads in this build
         count = iter(range(1, len(stages) + 1))
-        total = len(stages) - len([n for n in pending if n in on_demand])  # grows if one is read
+        total = len(stages) - len(on_demand & stages.keys())  # grows if one is read
 
         def build(name: str) -> None:
             nonlocal current, hashes, total

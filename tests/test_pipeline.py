@@ -239,15 +239,24 @@ def test_a_deferred_stage_is_built_last_unless_read_and_only_what_is_read_is_has
 
 
 @pytest.mark.parametrize("v_applicable", [True, False])
-def test_only_builds_a_deferred_optional_input_just_when_it_is_read(tmp_path, v_applicable):
+def test_only_builds_an_optional_input_just_when_it_is_read(tmp_path, v_applicable):
     from precompute.cli import on_demand_stages
 
     stages = toy_stages.deferred_stages()
-    on_demand = on_demand_stages(stages, ["e"])
-    assert on_demand == {"d"}
-    assert on_demand_stages(stages, ["d", "e"]) == set() and on_demand_stages(stages, []) == set()
-    toy_stages.CALLS.clear()
     configs = resolve_configs(stages, {}, [f"v.applicable={str(v_applicable).lower()}"])
+    on_demand = on_demand_stages(stages, ["e"], configs)
+    assert on_demand == {"d"}  # the deferred input that e reads only when v is not applicable
+    assert on_demand_stages(stages, ["d", "e"], configs) == set() and on_demand_stages(stages, [], configs) == set()
+    toy_stages.CALLS.clear()
     result = run_pipeline(tmp_path, "only", stages, configs, preset="toy", on_demand=on_demand)
     assert toy_stages.CALLS == (["v", "e"] if v_applicable else ["v", "d", "e"])
     assert result.actions["d"] == ("not needed" if v_applicable else "ran")
+
+    # e told to read d (as embeddings.source = 'encoder'): v, an input nobody reads, is not built at all
+    configs = resolve_configs(stages, {}, [f"v.applicable={str(v_applicable).lower()}", "e.source=d"])
+    on_demand = on_demand_stages(stages, ["e"], configs)
+    assert on_demand == {"v"}
+    toy_stages.CALLS.clear()
+    result = run_pipeline(tmp_path, "only-d", stages, configs, preset="toy", on_demand=on_demand)
+    assert toy_stages.CALLS == ["d", "e"] and result.actions["v"] == "not needed"
+    assert Atlas.open(tmp_path / "only-d").metrics("e")["source"] == "d"

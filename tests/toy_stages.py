@@ -70,6 +70,12 @@ class VCfg:
     """False: the stage is not applicable (as the vote network on a catalog without votes)."""
 
 
+@dataclass(frozen=True)
+class ECfg:
+    source: str = "auto"
+    """``auto``: v when v is applicable, else d; ``d``: always d (as ``embeddings.source = 'encoder'``)."""
+
+
 def run_v(ctx: StageContext) -> dict:
     CALLS.append("v")
     if not ctx.cfg.applicable:
@@ -86,7 +92,7 @@ def run_d(ctx: StageContext) -> dict:
 
 def run_e(ctx: StageContext) -> dict:
     CALLS.append("e")
-    source = "v" if "v" in ctx.inputs else "d"
+    source = "v" if ctx.cfg.source == "auto" and "v" in ctx.inputs else "d"
     (ctx.out / "source.txt").write_text(source)
     return {"source": source}
 
@@ -96,6 +102,6 @@ def deferred_stages() -> dict[str, Stage]:
     return {
         "d": Stage("d", ACfg, (), run_d, deferred=True),
         "v": Stage("v", VCfg, (), run_v),
-        "e": Stage("e", CCfg, ("d", "v"), run_e, optional=("v", "d"),
-                   reads=lambda cfg, built: {"v"} if "v" in built else {"d"}),
+        "e": Stage("e", ECfg, ("d", "v"), run_e, optional=("v", "d"),
+                   reads=lambda cfg, built: {"v"} if cfg.source == "auto" and "v" in built else {"d"}),
     }
