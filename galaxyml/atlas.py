@@ -36,6 +36,8 @@ FEATURE_MODELS = {
     "sfnet_metallicity": "SFNet 12+log(O/H)", "sfnet_bpt": "SFNet BPT ratios",
 }
 """Stages whose features the atlas page browses, with their display names."""
+EMBEDDING_FEATURE_MODELS = ("sae", "matryoshka", "pca")
+"""Those fitted on the galaxy embeddings (the others are layers of their own networks)."""
 
 
 EMBEDDING_SOURCES = {
@@ -250,6 +252,23 @@ class Atlas:
 
         w = load_file(str(self.stage_dir(model) / "sfnet.safetensors"))
         return w["head.weight"], w["head.bias"], self.load_json(model, "config.json")["targets"]
+
+    def vote_head(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Linear head of the vote network (``zoobot`` stage) on its embeddings: weights (L, D), bias
+        (L,), and the vote-fraction columns it predicts (through a softmax per question)."""
+        from safetensors.numpy import load_file
+
+        w = load_file(str(self.stage_dir("zoobot") / "sfnet.safetensors"))
+        return w["head.weight"], w["head.bias"], self.load_json("zoobot", "config.json")["vote_columns"]
+
+    def feature_directions(self, model: str) -> np.ndarray:
+        """(M, D) what one unit of each feature's activation adds to an embedding, for the feature
+        models fitted on the embeddings (``sae``, ``matryoshka``, ``pca``)."""
+        from galaxyml.features import embedding_directions
+
+        if model not in EMBEDDING_FEATURE_MODELS:
+            raise AtlasError(f"model '{model}' is not fitted on the embeddings (those are {EMBEDDING_FEATURE_MODELS})")
+        return embedding_directions(self.stage_dir(model), model)
 
     def probes(self) -> pd.DataFrame:
         """Cross-validated linear-probe scores per catalog property."""

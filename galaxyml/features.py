@@ -7,12 +7,14 @@ galaxies per feature by streaming selection, density, maximum, mean, and activat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from safetensors.numpy import load_file
 
 STATS_FILE = "stats.parquet"
 TOP_GALAXIES_FILE = "top_galaxies.npy"
@@ -21,6 +23,24 @@ HIST_COUNTS_FILE = "hist_counts.npy"
 HIST_EDGES_FILE = "hist_edges.npy"
 CODE_INDICES_FILE = "codes_indices.npy"
 CODE_VALUES_FILE = "codes_values.npy"
+
+
+def decoder_directions(folder: Path, model: str) -> np.ndarray:
+    """(M, d) unit direction of every feature of the model in ``folder`` (an ``sae``, ``matryoshka`` or
+    ``pca`` stage), in the scaled embedding space the model was fitted in; for PCA the signed pairs
+    +c_j, -c_j of the kept components, in feature order."""
+    if model == "pca":
+        comps = np.load(folder / "components.npy", allow_pickle=False)
+        k = json.loads((folder / "config.json").read_text())["n_components"]
+        return np.stack([comps[:k], -comps[:k]], axis=1).reshape(2 * k, -1)
+    return load_file(str(folder / "sae.safetensors"))["W_dec"]
+
+
+def embedding_directions(folder: Path, model: str) -> np.ndarray:
+    """(M, d) what one unit of each feature's activation adds to a galaxy's embedding: the decoder
+    direction times the model's input scale (the models see embeddings divided by it)."""
+    scale = np.asarray(json.loads((folder / "config.json").read_text())["input_scale"], np.float32)
+    return decoder_directions(folder, model) * scale
 
 
 def iter_chunks(indices: np.ndarray, values: np.ndarray, chunk: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

@@ -7,10 +7,13 @@ the sparse codes) and work on every feature at once:
 - novelty = 1 - R^2 of a least-squares fit of a feature's activation on all properties: a feature
   that no property explains is new;
 - truth alignment: for a binary factor, the best feature's AUROC (Mann-Whitney from ranks);
-- automatic labels from the most correlated properties ("high g_r, low spiral votes").
+- automatic labels from the most correlated properties ("high g_r, low spiral votes");
+- ablation effects: what removing a feature from the embeddings does to a model reading them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -150,3 +153,18 @@ def quantile_examples(acts: np.ndarray, n_bins: int = 5, per_bin: int = 6, seed:
                 pick = rng.choice(pool, min(per_bin, len(pool)), replace=False)
                 out[f, b, : len(pick)] = np.sort(pick)
     return out
+
+
+def ablation_effects(embeddings: np.ndarray, activations: np.ndarray, direction: np.ndarray,
+                     predict: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Mean change of a downstream model's outputs caused by one feature on the given galaxies:
+    predict(z) - predict(z - a d), averaged over the rows, where z (n, D) are the galaxies' embeddings,
+    a (n,) the feature's activations and d (D,) what one unit of activation adds to an embedding.
+
+    This is the "logit effect" panel of SAE feature dashboards (Bricken et al. 2023, Towards
+    Monosemanticity) as an ablation: remove the feature from the embedding and read the head again,
+    so the softmax of each question is taken into account rather than a direct linear path.
+    """
+    z = np.asarray(embeddings, np.float32)
+    a = np.asarray(activations, np.float32)[:, None]
+    return (predict(z) - predict(z - a * np.asarray(direction, np.float32)[None, :])).mean(0)

@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from galaxyml.atlas import FEATURE_MODELS
-from galaxyml.viz.features import activation_histogram
+from galaxyml.effects import has_vote_effects
+from galaxyml.viz.features import activation_histogram, vote_effect_bars
 from ui import loaders
 from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
 from ui.sidebar import page
@@ -109,6 +110,15 @@ hist.caption(f"Non-zero activations only; {len(catalog) - int(row.n_active):,} g
 with corr:
     st.markdown("**Property correlations**")
     correlations(fs, feature)
+
+if has_vote_effects(atlas, model) and len(gal):
+    effect, note = st.columns([2, 1])
+    effect.markdown("**Effect on the vote network's answers**")
+    effect.plotly_chart(vote_effect_bars(loaders.vote_effects(atlas, model, feature)), width="stretch")
+    note.caption(f"Mean over the top {len(gal)} galaxies of each vote fraction the vote network predicts from "
+                 "their embeddings, minus the same prediction with this feature removed (its activation times "
+                 "its direction subtracted from each embedding). Positive: the feature raises that answer. A "
+                 "causal reading of the feature, next to its correlations with the catalog.")
 
 near, co = st.columns(2)
 with near:

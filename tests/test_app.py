@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from galaxyml.atlas import MANIFEST, Atlas
+from galaxyml.effects import vote_effects
+from galaxyml.viz.features import answer_label
 from precompute.jobs import build_status, cancel_build
 from precompute.lock import pid_alive, read_lock
 from precompute.progress import read_events
@@ -33,6 +36,13 @@ def app(page: str | None = None, **params: str) -> AppTest:
 def home_env(quick_home, monkeypatch):
     monkeypatch.setenv("GALAXYML_HOME", str(quick_home))
     return quick_home
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or numpy data as {dtype, bdata (base64)}."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
 
 
 def densest_feature(home: Path) -> int:
@@ -175,10 +185,12 @@ def test_home_survey_view_shows_structures_histogram_and_relations(home_env):
     assert "floor on any prediction" in captions
 
 
-@pytest.mark.parametrize("model", ["matryoshka", "pca"])
+@pytest.mark.parametrize("model", ["matryoshka", "pca", "sfnet_bpt"])
 def test_atlas_page_renders_every_feature_model(home_env, model):
     at = app("pages/atlas.py", model=model)
     assert not at.exception and not at.error
+    # only models fitted on the embeddings can be read through the vote network
+    assert any("Effect on the vote network's answers" in m.value for m in at.markdown) == (model != "sfnet_bpt")
     fs = Atlas.open(home_env / "quick").feature_set(model)
     assert f"{fs.n_features:,} features" in at.main.selectbox[0].label
     assert at.get("image")
@@ -194,7 +206,14 @@ def test_atlas_page_search_random_feature_and_interpretability_views(home_env):
     assert any("Spearman" in c.value or "log_mstar" in c.value for c in at.caption)
     at.button[0].click().run()  # random feature
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 2  # histogram + correlations
+    assert len(at.get("plotly_chart")) == 3  # histogram, correlations, effect on the vote network's answers
+    assert any("Effect on the vote network's answers" in m.value for m in at.markdown)
+    feature = int(at.query_params["feature"][0] if isinstance(at.query_params["feature"], list)
+                  else at.query_params["feature"])
+    effects = vote_effects(Atlas.open(home_env / "quick"), "sae", feature)
+    bars = json.loads(at.get("plotly_chart")[2].proto.spec)["data"][0]
+    assert np.allclose(plotly_array(bars["x"])[::-1], effects["delta"], atol=1e-6)  # strongest answer on top
+    assert bars["y"][-1] == answer_label(effects["answer"][0])
     assert any("Nearest features" in m.value for m in at.markdown)
     at.toggle[0].set_value(True).run()
     assert any("activation bin 1/5" in c.value for c in at.caption)  # the weakest bin is never empty

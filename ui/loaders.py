@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxyml import effects
 from galaxyml.atlas import MANIFEST, Atlas
 from galaxyml.features import FeatureSet
 from galaxyml.index import SimilarityIndex
@@ -77,6 +78,25 @@ def sfnet_head(atlas: Atlas, model: str) -> tuple[np.ndarray, np.ndarray, list[s
 def sfnet_sweep(atlas: Atlas, model: str) -> list[dict]:
     """Test scores of every k trained by an SFNet stage."""
     return _cached(atlas, "load_json", (model,), model, "sweep.json")
+
+
+def feature_directions(atlas: Atlas, model: str) -> np.ndarray:
+    """(M, D) embedding-space direction of each feature of a model fitted on the embeddings."""
+    return _cached(atlas, "feature_directions", (model,), model)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _vote_predictor(path: str, key: str):
+    return effects.vote_predictor(Atlas.open(path))
+
+
+def vote_effects(atlas: Atlas, model: str, feature: int) -> pd.DataFrame:
+    """Change of each predicted vote fraction caused by a feature on its top galaxies
+    (see :func:`galaxyml.effects.vote_effects`)."""
+    key = "/".join(atlas.manifest["stages"].get(s, {}).get("hash", "") for s in ("zoobot", "embeddings"))
+    return effects.vote_effects(atlas, model, feature, fs=feature_set(atlas, model),
+                                directions=feature_directions(atlas, model),
+                                predictor=_vote_predictor(str(atlas.path), key))
 
 
 def probes(atlas: Atlas) -> pd.DataFrame:

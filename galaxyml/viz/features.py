@@ -22,6 +22,22 @@ def correlation_bars(rho_row: pd.Series, top: int = 10) -> go.Figure:
     row = rho_row.reindex(rho_row.abs().sort_values(ascending=False).index[:top])[::-1]
     colors = ["#7aa2f7" if v > 0 else "#f7768e" for v in row.values]
     fig = go.Figure(go.Bar(x=row.values, y=row.index, orientation="h", marker_color=colors))
-    fig.update_layout(xaxis_title="Spearman ρ with the feature's activation", xaxis_range=[-1, 1], height=300,
+    fig.update_layout(xaxis_title="Spearman ρ with the activation", xaxis_range=[-1, 1], height=300,
                       margin=MARGIN)
+    return fig
+
+
+def answer_label(column: str) -> str:
+    """``has-spiral-arms_yes_fraction`` -> ``has-spiral-arms: yes``."""
+    question, _, answer = column.removesuffix("_fraction").rpartition("_")
+    return f"{question}: {answer}" if question else answer
+
+
+def vote_effect_bars(effects: pd.DataFrame) -> go.Figure:
+    """Change of each predicted vote fraction caused by a feature (``answer``, ``delta`` columns)."""
+    row = effects.iloc[::-1]
+    fig = go.Figure(go.Bar(x=row["delta"], y=[answer_label(a) for a in row["answer"]], orientation="h",
+                           marker_color=["#7aa2f7" if v > 0 else "#f7768e" for v in row["delta"]]))
+    fig.update_layout(xaxis_title="change in predicted vote fraction (feature present − removed)",
+                      height=40 + 24 * len(row), margin=MARGIN)
     return fig

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from safetensors.numpy import load_file
 
 from galaxyml import interpret
+from galaxyml.atlas import EMBEDDING_FEATURE_MODELS
 from galaxyml.data.survey import Survey
-from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, STATS_FILE, summarise_codes, write_summary
+from galaxyml.features import (CODE_INDICES_FILE, CODE_VALUES_FILE, STATS_FILE, decoder_directions, summarise_codes,
+                               write_summary)
 from precompute.stage import StageContext, register
 
-FEATURE_MODELS = ("sae", "matryoshka", "pca")
+FEATURE_MODELS = EMBEDDING_FEATURE_MODELS
 """Stages whose sparse codes are summarised here."""
 TRUTH_FACTORS = ("spiral", "bar", "ring", "merger", "edge_on", "dust_lane", "agn", "quenched", "artefact")
 """Binary generating factors of the mock universe scored by truth alignment."""
@@ -46,15 +47,6 @@ class FeaturesConfig:
         if self.top_n < 1 or self.n_bins < 2 or self.chunk < 1 or self.sample_galaxies < 100:
             raise ValueError("features.top_n >= 1, features.n_bins >= 2, features.chunk >= 1 and "
                              "features.sample_galaxies >= 100 are required")
-
-
-def decoder_directions(folder: Path, model: str) -> np.ndarray:
-    """(M, d) direction of every feature in embedding space (±components for PCA)."""
-    if model == "pca":
-        comps = np.load(folder / "components.npy", allow_pickle=False)
-        k = json.loads((folder / "config.json").read_text())["n_components"]
-        return np.stack([comps[:k], -comps[:k]], axis=1).reshape(2 * k, -1)
-    return load_file(str(folder / "sae.safetensors"))["W_dec"]
 
 
 def property_table(survey: Survey, rows: np.ndarray | None = None) -> pd.DataFrame:

@@ -1,0 +1,53 @@
+"""Feature directions in embedding units and what removing a feature does to the vote network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galaxyml.atlas import Atlas
+from galaxyml.effects import has_vote_effects, vote_effects, vote_predictor
+from galaxyml.interpret import ablation_effects, dense_activations
+
+
+@pytest.mark.parametrize("model", ["sae", "matryoshka", "pca"])
+def test_feature_directions_rebuild_the_embeddings(quick_home, model):
+    """Activations times directions rebuild the raw embeddings to the model's own FVU: the directions
+    are in embedding units (a wrong input scale would leave most of the variance unexplained)."""
+    atlas = Atlas.open(quick_home / "quick")
+    z = np.asarray(atlas.embeddings(), np.float64)
+    fs = atlas.feature_set(model)
+    acts = dense_activations(np.asarray(fs.code_indices), np.asarray(fs.code_values), fs.n_features)
+    residual = z - acts @ atlas.feature_directions(model).astype(np.float64)
+    residual -= residual.mean(0)  # the SAE's pre-encoder bias (and PCA's mean) is a constant
+    fvu = (residual**2).sum() / ((z - z.mean(0)) ** 2).sum()
+    assert fvu == pytest.approx(atlas.metrics(model)["fvu"], abs=0.01)
+    assert fvu < 0.2
+
+
+def test_vote_predictor_reproduces_the_vote_networks_predictions(quick_home):
+    atlas = Atlas.open(quick_home / "quick")
+    predict, columns = vote_predictor(atlas)
+    stored = atlas.load_table("zoobot", "predictions.parquet")
+    got = predict(np.asarray(atlas.embeddings()[:200]))
+    np.testing.assert_allclose(got, stored[[f"pred_{c}" for c in columns]].to_numpy()[:200], atol=2e-4)
+
+
+def test_ablation_effect_of_a_linear_head_is_the_mean_activation_along_the_direction():
+    rng = np.random.default_rng(0)
+    w, z, a, d = rng.normal(size=(3, 4)), rng.normal(size=(10, 4)), rng.random(10), rng.normal(size=4)
+    np.testing.assert_allclose(ablation_effects(z, a, d, lambda x: x @ w.T), a.mean() * (w @ d), rtol=1e-5)
+
+
+def test_vote_effects_keep_each_question_summing_to_one(quick_home):
+    atlas = Atlas.open(quick_home / "quick")
+    assert has_vote_effects(atlas, "sae") and not has_vote_effects(atlas, "sfnet_bpt")
+    fs = atlas.feature_set("sae")
+    live = fs.stats.loc[~fs.stats["dead"], "feature"].to_numpy()[:5]
+    for feature in live:
+        effects = vote_effects(atlas, "sae", int(feature), fs=fs).set_index("answer")["delta"]
+        assert effects.abs().max() > 0
+        for question in ("smooth-or-featured", "bar"):  # answers of one question trade votes
+            assert effects[effects.index.str.startswith(question + "_")].sum() == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="not read by this atlas's vote network"):
+        vote_effects(atlas, "sfnet_bpt", 0)
