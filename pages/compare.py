@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxyml.effects import has_vote_effects
 from galaxyml.viz.compare import NAMES, grouped_bars, group_fvu, novelty_histograms, training_curves
+from galaxyml.viz.features import answer_label
 from ui import loaders
 from ui.feature_views import feature_link
 from ui.sidebar import page
@@ -89,6 +91,10 @@ if all(sets[m].rho is not None for m in models):
         f = int(sets[m].rho[prop].abs().idxmax())
         gal, val = sets[m].top(f)
         col.markdown(f"**{NAMES[m]}** · [#{f}]({feature_link(atlas.name, m, f)}) · ρ = {sets[m].rho.loc[f, prop]:+.2f}")
+        if has_vote_effects(atlas, m) and len(gal):
+            top = loaders.vote_effects(atlas, m, f).head(2)
+            col.caption("Effect on the vote network's answers: " + ", ".join(
+                f"{answer_label(a)} {d:+.2f}" for a, d in zip(top["answer"], top["delta"])))
         with col:
             gallery(np.asarray(thumbs[gal[:12]]), [f"{a:.3g}" for a in val[:12]], width=72)
 else:

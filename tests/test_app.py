@@ -230,8 +230,11 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     assert any("logistic probe on all embedding dimensions" in c.value for c in at.caption)
     assert at.main.selectbox[0].value == "log_mstar"
     assert len(at.get("image")) == 3  # one gallery per model
-    # "Where PCA wins" lists exactly the properties on which PCA's best |rho| is at least one SAE's.
     atlas = Atlas.open(home_env / "quick")
+    pca_best = int(atlas.feature_set("pca").rho["log_mstar"].abs().idxmax())
+    strongest = vote_effects(atlas, "pca", pca_best).iloc[0]
+    assert any(f"{answer_label(strongest.answer)} {strongest.delta:+.2f}" in c.value for c in at.caption)
+    # "Where PCA wins" lists exactly the properties on which PCA's best |rho| is at least one SAE's.
     best = {m: atlas.feature_set(m).rho.abs().max(axis=0) for m in ("sae", "matryoshka", "pca")}
     lost = at.dataframe[1].value.set_index("property")
     expected = best["pca"].index[(best["sae"] <= best["pca"]) | (best["matryoshka"] <= best["pca"])]
