@@ -48,7 +48,11 @@ elif query and "label" in stats:
         st.info(f"No feature's label mentions '{query}'.")
         stats = fs.stats
 
-default = int(stats["feature"].iloc[0])
+# Open on the (sparse, where there are any) feature that some property explains best, not the densest one.
+live = stats[~stats["dead"]]
+candidates = live[live["density"] <= 0.1] if (live["density"] <= 0.1).any() else live
+default = int((candidates.sort_values("max_abs_rho", ascending=False) if "max_abs_rho" in stats and not query
+               and len(candidates) else stats)["feature"].iloc[0])
 raw = st.query_params.get("feature", str(default))
 try:
     feature = fs.check_feature(int(raw))
@@ -59,7 +63,8 @@ order = stats["feature"].tolist()
 if feature not in order:
     order = [feature, *order]
 label = fs.stats["label"] if "label" in fs.stats else pd.Series([""] * fs.n_features)
-names = {int(r.feature): f"#{r.feature} · density {r.density:.2%}" + (" · dead" if r.dead else "")
+pc = (lambda f: f" · PC{f // 2 + 1} ({'+' if f % 2 == 0 else '−'})") if model == "pca" else (lambda f: "")
+names = {int(r.feature): f"#{r.feature}{pc(r.feature)} · density {r.density:.2%}" + (" · dead" if r.dead else "")
          + (f" · {label[r.feature]}" if label[r.feature] else "") for r in fs.stats.itertuples()}
 picked = st.selectbox(f"Feature ({FEATURE_MODELS[model]}, {fs.n_features:,} features)", order, index=order.index(feature),
                       format_func=names.get)
@@ -70,7 +75,7 @@ st.query_params["feature"] = str(feature)
 
 row = fs.stats.iloc[feature]
 if "label" in row:
-    st.subheader(f"#{feature} · {row.label}")
+    st.subheader(f"#{feature}{pc(feature)} · {row.label}")
 cols = st.columns(6)
 cols[0].metric("Density", f"{row.density:.2%}", help="Share of galaxies on which the feature is active")
 cols[1].metric("Active on", f"{int(row.n_active):,}")
@@ -139,7 +144,7 @@ if len(gal):
     galaxy_id = st.selectbox("Galaxy (from the top list)", options, index=options.index(wanted) if wanted in options else 0)
     st.query_params["galaxy"] = galaxy_id
     g = int(gal[options.index(galaxy_id)])
-    left, right = st.columns([1, 2])
+    left, right = st.columns([4, 5])
     left.image(np.asarray(thumbs[g]), caption=galaxy_id, width=192)
     units = atlas.survey_meta().get("units", {})
     record = catalog.iloc[g].drop("galaxy_id")
@@ -147,6 +152,7 @@ if len(gal):
     left.dataframe(pd.DataFrame({"property": record.index, "value": shown,
                                  "unit": [units.get(k, "") for k in record.index]}), hide_index=True, height=300)
     active = fs.features_of(g)
+    active["label"] = label.to_numpy()[active["feature"]]
     active["link"] = [feature_link(atlas.name, model, f) for f in active["feature"]]
     right.markdown(f"**{len(active)} features fire on this galaxy**")
     right.dataframe(active, hide_index=True, width="stretch",

@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from galaxyml.effects import has_vote_effects
-from galaxyml.viz.compare import NAMES, grouped_bars, group_fvu, novelty_histograms, training_curves
+from galaxyml.viz.compare import (NAMES, group_fvu, grouped_bars, novelty_histograms, property_dots,
+                                  training_curves)
 from galaxyml.viz.features import answer_label
 from ui import loaders
 from ui.feature_views import feature_link
@@ -47,8 +48,7 @@ if all(sets[m].rho is not None for m in models):
     best_rho = {m: sets[m].rho.abs().max(axis=0) for m in models}
     order = best_rho[models[0]].sort_values(ascending=False).index
     st.markdown("**Best |Spearman ρ| with each property**")
-    st.plotly_chart(grouped_bars({m: best_rho[m][order] for m in models}, "max |ρ| over features", height=520,
-                                 yrange=[0, 1]),
+    st.plotly_chart(property_dots({m: best_rho[m][order] for m in models}, "max |ρ| over features"),
                     width="stretch")
     share = {m: float((best_rho[m] > best_rho["pca"]).mean()) for m in models if m != "pca" and "pca" in models}
     if share:
@@ -61,10 +61,12 @@ if all(sets[m].rho is not None for m in models):
                          column_config={"property": st.column_config.TextColumn(width="large")}
                          | {c: st.column_config.NumberColumn(format="%+.3f") for c in margin}
                          | {"PCA |ρ|": st.column_config.NumberColumn(format="%.3f")})
-            st.caption("Difference of the best |ρ| of each SAE and of PCA, for the properties PCA wins in at least "
-                       "one SAE. A sparse feature is zero on most galaxies, so a property that varies smoothly "
-                       "over all of them (a magnitude, a size) is easier for one dense principal component to "
-                       "track; SAEs win the rare, discrete ones (mergers, artefacts, AGN).")
+            widest = ", ".join(lost.index[:4])
+            st.caption("Best |ρ| of each SAE minus that of PCA (negative: PCA is better), for the properties on "
+                       f"which PCA matches or beats at least one SAE; here most clearly {widest}. A principal "
+                       "component is two-sided and non-zero on every galaxy, so a property that follows one of "
+                       "the embeddings' main directions over all galaxies is easier for it to track than for a "
+                       "sparse feature, which is zero on most of them; the SAEs win the rarer, discrete factors.")
     novel = {m: sets[m].stats.loc[~sets[m].stats["dead"], "novelty"] for m in models}
     left, right = st.columns(2)
     left.markdown("**Novelty of live features**")

@@ -38,6 +38,11 @@ def home_env(quick_home, monkeypatch):
     return quick_home
 
 
+def query_param(at: AppTest, key: str) -> str:
+    value = at.query_params[key]
+    return value[0] if isinstance(value, list) else value
+
+
 def plotly_array(value) -> np.ndarray:
     """A plotly JSON array: a list, or numpy data as {dtype, bdata (base64)}."""
     if isinstance(value, dict):
@@ -189,6 +194,13 @@ def test_home_survey_view_shows_structures_histogram_and_relations(home_env):
 def test_atlas_page_renders_every_feature_model(home_env, model):
     at = app("pages/atlas.py", model=model)
     assert not at.exception and not at.error
+    # it opens on the (sparse, where there are any) feature best explained by a property
+    live = Atlas.open(home_env / "quick").feature_set(model).stats.query("~dead")
+    sparse = live[live["density"] <= 0.1]
+    candidates = sparse if len(sparse) else live  # every PCA feature is dense
+    assert query_param(at, "feature") == str(candidates.sort_values("max_abs_rho", ascending=False)["feature"].iloc[0])
+    if model == "pca":  # PCA features name their component and sign
+        assert any(o.startswith("#3 · PC2 (−)") for o in at.main.selectbox[0].options)
     # only models fitted on the embeddings can be read through the vote network
     assert any("Effect on the vote network's answers" in m.value for m in at.markdown) == (model != "sfnet_bpt")
     fs = Atlas.open(home_env / "quick").feature_set(model)
@@ -208,8 +220,7 @@ def test_atlas_page_search_random_feature_and_interpretability_views(home_env):
     assert not at.exception
     assert len(at.get("plotly_chart")) == 3  # histogram, correlations, effect on the vote network's answers
     assert any("Effect on the vote network's answers" in m.value for m in at.markdown)
-    feature = int(at.query_params["feature"][0] if isinstance(at.query_params["feature"], list)
-                  else at.query_params["feature"])
+    feature = int(query_param(at, "feature"))
     effects = vote_effects(Atlas.open(home_env / "quick"), "sae", feature)
     bars = json.loads(at.get("plotly_chart")[2].proto.spec)["data"][0]
     assert np.allclose(plotly_array(bars["x"])[::-1], effects["delta"], atol=1e-6)  # strongest answer on top

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 COLOURS = {"sae": "#7aa2f7", "matryoshka": "#9ece6a", "pca": "#e0af68", "probe": "#8c8fa1"}
 NAMES = {"sae": "TopK SAE", "matryoshka": "Matryoshka SAE", "pca": "PCA", "probe": "linear probe, all dimensions"}
+SYMBOLS = {"sae": "circle", "matryoshka": "diamond", "pca": "square"}
 MARGIN = dict(l=10, r=10, t=30, b=10)
 
 
@@ -36,11 +38,31 @@ def group_fvu(fvus: list[float], group_sizes: list[int]) -> go.Figure:
     return fig
 
 
-def novelty_histograms(novelty: dict[str, pd.Series]) -> go.Figure:
-    fig = go.Figure([go.Histogram(x=s, name=NAMES.get(m, m), marker_color=COLOURS.get(m), opacity=0.6,
-                                  xbins=dict(start=0, end=1, size=0.025), histnorm="probability")
-                     for m, s in novelty.items()])
-    fig.update_layout(barmode="overlay", xaxis_title="novelty = 1 − R² on all catalog properties",
+def property_dots(values: dict[str, pd.Series], xaxis: str) -> go.Figure:
+    """One row per property (the first series' strongest on top), one marker per model: readable with
+    dozens of properties, where grouped bars would need rotated labels."""
+    order = next(iter(values.values())).index[::-1]
+    fig = go.Figure([go.Scatter(name=NAMES.get(m, m), x=s.reindex(order).values, y=list(order), mode="markers",
+                                marker=dict(color=COLOURS.get(m), size=9, symbol=SYMBOLS.get(m, "circle")))
+                     for m, s in values.items()])
+    plot_height = 19 * len(order)
+    fig.update_layout(xaxis_title=xaxis, xaxis_range=[0, 1.02], height=plot_height + 110,
+                      margin=dict(MARGIN, t=100), xaxis=dict(side="top", showgrid=True),
+                      yaxis=dict(showgrid=True, dtick=1, range=[-0.6, len(order) - 0.4]),  # every property named
+                      legend=dict(orientation="h", yanchor="bottom", x=0, y=1 + 62 / plot_height))  # above the axis
+    return fig
+
+
+def novelty_histograms(novelty: dict[str, pd.Series], n_bins: int = 40) -> go.Figure:
+    """Share of each model's live features per novelty bin, as outlines so that no model hides another."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    fig = go.Figure()
+    for m, s in novelty.items():
+        counts, _ = np.histogram(np.clip(s, 0.0, 1.0), bins=edges)
+        share = counts / max(len(s), 1)
+        fig.add_trace(go.Scatter(x=edges, y=np.append(share, share[-1]), name=NAMES.get(m, m), mode="lines",
+                                 line=dict(color=COLOURS.get(m), shape="hv", width=2)))
+    fig.update_layout(xaxis_title="novelty = 1 − R² on all catalog properties", xaxis_range=[0, 1],
                       yaxis_title="share of live features", height=300, margin=MARGIN,
                       legend=dict(orientation="h", yanchor="bottom", y=1.02))
     return fig

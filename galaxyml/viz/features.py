@@ -12,8 +12,9 @@ MARGIN = dict(l=10, r=10, t=10, b=10)
 def activation_histogram(edges: np.ndarray, counts: np.ndarray) -> go.Figure:
     """Bar histogram of a feature's non-zero activations (log counts when they span decades)."""
     fig = go.Figure(go.Bar(x=0.5 * (edges[1:] + edges[:-1]), y=counts, width=np.diff(edges), marker_color="#7aa2f7"))
-    fig.update_layout(xaxis_title="activation (arbitrary units)", yaxis_title="galaxies", height=300, margin=MARGIN,
-                      yaxis_type="log" if counts.max() > 50 else "linear")
+    fig.update_layout(xaxis_title="activation (arbitrary units)", yaxis_title="galaxies", height=300, margin=MARGIN)
+    if counts.max() > 50:
+        fig.update_yaxes(type="log", dtick=1)  # label the decades only
     return fig
 
 
