@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galaxyml.data.mock import MockConfig, draw_catalog, make_mock_survey, render_images
+from galaxyml.data.mock import MockConfig, draw_catalog, make_mock_survey, mock_meta, render_images
 from galaxyml.data.mock import relations as rel
 from galaxyml.data.mock.render import gaussian_convolve, sersic_images
 from galaxyml.data.survey import Survey, SurveyError
@@ -173,3 +173,16 @@ def test_spirals_are_star_forming_disks_and_votes_follow_truth(catalog):
     assert catalog.loc[catalog["edge_on"] == 1, edge].mean() > 0.8
     for column in [c for c in catalog.columns if c.endswith("_fraction") and "-" in c or c.startswith("bar_") and c.endswith("n_fraction")]:
         assert catalog[column].between(0, 1).all()
+
+
+def test_n2_floor_is_the_scatter_of_n2_around_its_mean_relation():
+    """The N2 floor the predictions page compares models with is what the metallicity scatter does to
+    N2 (through the T04 -> PP04 conversion), so no model can beat it."""
+    cfg = MockConfig(n_galaxies=6000, seed=3)
+    cat = draw_catalog(cfg)
+    sf = np.isfinite(cat["oh_12"]) & (cat["agn"] == 0)
+    mean = rel.pettini_pagel_n2(rel.t04_to_pp04(rel.tremonti_oh(cat["log_mstar"][sf].to_numpy())))
+    scatter = np.sqrt(np.mean((cat["n2"][sf].to_numpy() - mean) ** 2))
+    floor = mock_meta(cfg, cat)["prediction_floors"]["n2"]
+    assert floor == pytest.approx(scatter, rel=0.05)
+    assert floor < 0.9 * cfg.metallicity_scatter_dex / 0.57  # the conversion compresses the scale

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from galaxyml.data.mock import relations
 from galaxyml.data.mock.catalog import UNITS, draw_catalog
 from galaxyml.data.mock.config import MockConfig
 from galaxyml.data.mock.render import render_images
@@ -18,11 +20,25 @@ from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey
 ProgressFn = Callable[[int, int, str], None]
 
 
-def mock_meta(cfg: MockConfig) -> dict:
+def n2_floor(cfg: MockConfig, catalog: pd.DataFrame) -> float:
+    """Scatter of N2 from the metallicity scatter, through the T04 -> PP04 conversion and the
+    Pettini & Pagel (2004) N2 relation: sigma_OH / 0.57 times the RMS over the star-forming
+    galaxies of d PP04 / d T04 (the conversion compresses the scale, by about 0.7 on the demo)."""
+    oh = catalog["oh_12"].to_numpy(np.float64)
+    oh = oh[np.isfinite(oh) & (catalog["agn"].to_numpy() == 0)]
+    if not len(oh):
+        return cfg.metallicity_scatter_dex / 0.57
+    h = 1e-3
+    slope = (relations.t04_to_pp04(oh + h) - relations.t04_to_pp04(oh - h)) / (2 * h)
+    return float(cfg.metallicity_scatter_dex / 0.57 * np.sqrt(np.mean(slope**2)))
+
+
+def mock_meta(cfg: MockConfig, catalog: pd.DataFrame) -> dict:
     """Survey metadata: units, truth columns and the prediction floor of each property.
 
     The floor of a property is the scatter injected around the relation that ties it to what is
-    visible in the image; no model can predict it better from the image alone.
+    visible in the image, propagated to the property; no model can predict it better from the image
+    alone.
     """
     return {
         "source": "mock",
@@ -36,7 +52,7 @@ def mock_meta(cfg: MockConfig) -> dict:
         "vote_columns": list(VOTE_COLUMNS),
         "prediction_floors": {
             "oh_12": cfg.metallicity_scatter_dex,
-            "n2": cfg.metallicity_scatter_dex / 0.57,
+            "n2": n2_floor(cfg, catalog),
             "log_sfr": cfg.main_sequence_scatter_dex,
             "log_ssfr": cfg.main_sequence_scatter_dex,
         },
@@ -48,7 +64,7 @@ def make_mock_survey(cfg: MockConfig) -> Survey:
     """Generate the whole mock survey in memory (for small surveys and tests)."""
     catalog = draw_catalog(cfg)
     images = render_images(cfg, catalog, first_index=0)
-    return Survey(catalog=catalog, images=images, bands=cfg.bands, meta=mock_meta(cfg))
+    return Survey(catalog=catalog, images=images, bands=cfg.bands, meta=mock_meta(cfg, catalog))
 
 
 def write_mock_survey(cfg: MockConfig, folder: Path, progress: ProgressFn | None = None, chunk: int = 256) -> Survey:
@@ -67,5 +83,5 @@ def write_mock_survey(cfg: MockConfig, folder: Path, progress: ProgressFn | None
     images.flush()
     del images
     catalog.to_parquet(folder / CATALOG_FILE, index=False)
-    (folder / META_FILE).write_text(json.dumps({"bands": list(cfg.bands), "meta": mock_meta(cfg)}, indent=1))
+    (folder / META_FILE).write_text(json.dumps({"bands": list(cfg.bands), "meta": mock_meta(cfg, catalog)}, indent=1))
     return Survey.load(folder)
