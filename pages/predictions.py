@@ -7,6 +7,7 @@ Deep link: ``/predictions?run=demo&model=sfnet_metallicity&target=oh_12&galaxy=<
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from galaxyml.atlas import EMBEDDING_SOURCES, FEATURE_MODELS
@@ -89,7 +90,13 @@ def sfnet_section(model: str) -> None:
         b1.plotly_chart(bpt_diagram(test[f"{which[:4]}_n2"].to_numpy(), test[f"{which[:4]}_o3"].to_numpy(), agrees,
                                     f"{which.capitalize()} line ratios, coloured by class agreement"), width="stretch")
         b2.markdown(f"**BPT classes** (test galaxies): {agrees.mean():.1%} predicted in their true class")
-        b2.dataframe(bpt_confusion(true_cls, pred_cls), width="stretch")
+        confusion = bpt_confusion(true_cls, pred_cls)
+        b2.dataframe(confusion, width="stretch")
+        note = "Rows: true class; columns: predicted class (test galaxies with all four lines)."
+        if atlas.is_mock and "composite" in confusion.index and confusion.loc["composite"].sum() == 0:
+            note += (" The mock places star-forming galaxies below the Kauffmann line and AGN above the Kewley "
+                     "line, so none is truly composite; a prediction between the two lines lands there.")
+        b2.caption(note)
 
     st.subheader("Worst outliers")
     worst = np.argsort(-np.abs(resid))[:12]
@@ -175,9 +182,13 @@ if atlas.ready("probes"):
             + ". The table's *encoder score* column is the same probe of the astroPT-style encoder's embeddings.")
         shown = probes.merge(encoder[["property", "score"]].rename(columns={"score": "encoder score"}),
                              on="property", how="left")
+    numeric = [c for c in ("score", "encoder score", "auroc", "baseline", "rmse") if c in shown]
+    shown = shown.assign(**{c: pd.to_numeric(shown[c], errors="coerce") for c in numeric})  # blanks, not "None"
     st.dataframe(shown, hide_index=True, width="stretch", height=min(500, 36 * (len(probes) + 1)),
-                 column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                for c in ("score", "encoder score", "auroc", "baseline", "rmse")})
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in numeric}
+                 | {"property": st.column_config.TextColumn(width="large")})
+    st.caption("*score*: R² for continuous properties, accuracy for flags; *baseline*: the same score of a "
+               "constant guess (R² 0 for the mean, the majority-class accuracy for flags).")
 else:
     st.info("No linear probes in this atlas yet: the *probes* stage fits them on the embeddings.",
             icon=":material/construction:")

@@ -272,6 +272,7 @@ def test_predictions_page_reports_the_stage_metrics_and_a_galaxy_breakdown(home_
     assert all(link.startswith("/atlas?run=quick&model=sfnet_metallicity&feature=") for link in breakdown["open"])
     probes = at.dataframe[-1].value  # the vote network's probes beside the astroPT encoder's
     assert {"score", "encoder score"} <= set(probes.columns) and probes["encoder score"].notna().all()
+    assert probes["auroc"].dtype.kind == "f"  # continuous rows show a blank AUROC, not "None"
     assert any("astroPT-style encoder" in c.value for c in at.caption)
     enc = atlas.encoder_probes()
     enc_median = enc.loc[enc["kind"] == "continuous", "score"].median()
@@ -282,6 +283,7 @@ def test_predictions_page_for_bpt_shows_classes(home_env):
     at = app("pages/predictions.py", model="sfnet_bpt", target="o3")
     assert not at.exception and not at.error
     assert any("predicted in their true class" in m.value for m in at.markdown)
+    assert any("Rows: true class; columns: predicted class" in c.value for c in at.caption)
     assert at.query_params["target"] == ["o3"] or at.query_params["target"] == "o3"
 
 

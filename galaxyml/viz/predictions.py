@@ -42,7 +42,8 @@ def predicted_vs_true(true: np.ndarray, pred: np.ndarray, label: str, floor: flo
                                hovertemplate="true %{x:.3f}<br>predicted %{y:.3f}<br>%{z} galaxies<extra></extra>"))
     line = np.array([lo, hi])
     if floor:
-        fig.add_trace(go.Scatter(x=np.r_[line, line[::-1]], y=np.r_[line + floor, line[::-1] - floor], fill="toself",
+        fig.add_trace(go.Scatter(x=np.r_[line, line[::-1]], y=np.r_[line + floor, line[::-1] - floor], mode="lines",
+                                 fill="toself",
                                  line=dict(width=0), fillcolor="rgba(255,255,255,0.15)", hoverinfo="skip",
                                  name=f"±floor ({floor:.3g})"))
     fig.add_trace(go.Scatter(x=line, y=line, mode="lines", line=dict(color="white", dash="dash"), name="1:1"))
@@ -139,14 +140,21 @@ def contributions_bars(names: list[str], contributions: np.ndarray, bias: float,
 
 
 def probe_scores(table: pd.DataFrame) -> go.Figure:
-    """Cross-validated R2 (continuous properties) and AUROC (binary flags) of the linear probes."""
+    """Cross-validated R2 of the continuous properties (chance: 0) and AUROC of the binary flags
+    (chance: 0.5) of the linear probes, side by side, each on its own scale."""
+    from plotly.subplots import make_subplots
+
     cont = table[table["kind"] == "continuous"].sort_values("score")
     binary = table[table["kind"] == "binary"].sort_values("auroc")
-    fig = go.Figure([
-        go.Bar(x=cont["score"], y=cont["property"], orientation="h", name="R² (continuous)", marker_color="#7aa2f7"),
-        go.Bar(x=binary["auroc"], y=binary["property"], orientation="h", name="AUROC (binary)", marker_color="#9ece6a"),
-    ])
-    fig.update_layout(xaxis_title="cross-validated score (R² or AUROC)", xaxis_range=[min(0.0, cont["score"].min()
-                      if len(cont) else 0.0), 1.0], height=max(300, 18 * len(table)), margin=MARGIN,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.3,
+                        subplot_titles=("continuous properties: R²", "flags: AUROC"))
+    fig.add_trace(go.Bar(x=cont["score"], y=cont["property"], orientation="h", marker_color="#7aa2f7",
+                         showlegend=False), row=1, col=1)
+    fig.add_trace(go.Bar(x=binary["auroc"], y=binary["property"], orientation="h", marker_color="#9ece6a",
+                         showlegend=False), row=1, col=2)
+    fig.update_xaxes(title_text="cross-validated R² (0: the mean)", range=[min(0.0, float(cont["score"].min()))
+                     if len(cont) else 0.0, 1.0], row=1, col=1)
+    fig.update_xaxes(title_text="cross-validated AUROC (0.5: chance)", range=[0.5, 1.0], row=1, col=2)
+    fig.update_yaxes(dtick=1)
+    fig.update_layout(height=max(300, 60 + 18 * max(len(cont), len(binary))), margin=dict(MARGIN, t=30))
     return fig
