@@ -7,7 +7,6 @@ Deep link: ``/predictions?run=demo&model=sfnet_metallicity&target=oh_12&galaxy=<
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from galaxyml.atlas import EMBEDDING_SOURCES, FEATURE_MODELS
@@ -179,16 +178,23 @@ if atlas.ready("probes"):
                   EMBEDDING_SOURCES["encoder"]: met.get("encoder_median_r2")}
         st.caption("Median R² over the continuous properties: " + " · ".join(
             f"embeddings of the {name} **{m:.2f}**" for name, m in median.items() if m is not None)
-            + ". The table's *encoder score* column is the same probe of the astroPT-style encoder's embeddings.")
+            + ". The tables' *encoder* columns are the same probes of the astroPT-style encoder's embeddings.")
         shown = probes.merge(encoder[["property", "score"]].rename(columns={"score": "encoder score"}),
                              on="property", how="left")
-    numeric = [c for c in ("score", "encoder score", "auroc", "baseline", "rmse") if c in shown]
-    shown = shown.assign(**{c: pd.to_numeric(shown[c], errors="coerce") for c in numeric})  # blanks, not "None"
-    st.dataframe(shown, hide_index=True, width="stretch", height=min(500, 36 * (len(probes) + 1)),
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in numeric}
-                 | {"property": st.column_config.TextColumn(width="large")})
-    st.caption("*score*: R² for continuous properties, accuracy for flags; *baseline*: the same score of a "
-               "constant guess (R² 0 for the mean, the majority-class accuracy for flags).")
+    tables = {
+        "Continuous properties": (shown["kind"] == "continuous",
+                                  {"score": "R²", "encoder score": "encoder R²", "rmse": "RMSE"}),
+        "Flags": (shown["kind"] == "binary", {"score": "accuracy", "baseline": "majority-class accuracy",
+                                              "auroc": "AUROC", "encoder score": "encoder accuracy"}),
+    }
+    for title, (rows, columns) in tables.items():
+        part = shown.loc[rows, ["property", "unit", *[c for c in columns if c in shown], "n"]].rename(columns=columns)
+        if part.empty:
+            continue
+        st.markdown(f"**{title}**")
+        st.dataframe(part, hide_index=True, width="stretch", height=min(500, 35 * (len(part) + 1) + 3),
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in columns.values()}
+                     | {"property": st.column_config.TextColumn(width="large")})
 else:
     st.info("No linear probes in this atlas yet: the *probes* stage fits them on the embeddings.",
             icon=":material/construction:")

@@ -270,9 +270,10 @@ def test_predictions_page_reports_the_stage_metrics_and_a_galaxy_breakdown(home_
     breakdown = at.dataframe[0].value
     assert len(breakdown) <= met["k"] and {"feature", "contribution", "open"} <= set(breakdown.columns)
     assert all(link.startswith("/atlas?run=quick&model=sfnet_metallicity&feature=") for link in breakdown["open"])
-    probes = at.dataframe[-1].value  # the vote network's probes beside the astroPT encoder's
-    assert {"score", "encoder score"} <= set(probes.columns) and probes["encoder score"].notna().all()
-    assert probes["auroc"].dtype.kind == "f"  # continuous rows show a blank AUROC, not "None"
+    continuous, flags = at.dataframe[-2].value, at.dataframe[-1].value  # the vote network's probes beside the encoder's
+    assert {"R²", "encoder R²", "RMSE"} <= set(continuous.columns) and continuous["encoder R²"].notna().all()
+    assert {"accuracy", "majority-class accuracy", "AUROC"} <= set(flags.columns) and flags["AUROC"].notna().all()
+    assert set(continuous["property"]).isdisjoint(flags["property"])
     assert any("astroPT-style encoder" in c.value for c in at.caption)
     enc = atlas.encoder_probes()
     enc_median = enc.loc[enc["kind"] == "continuous", "score"].median()
