@@ -188,6 +188,9 @@ def test_home_survey_view_shows_structures_histogram_and_relations(home_env):
         assert f"**{flag}**" in captions
     assert len(at.get("plotly_chart")) == 2  # property histogram + relations
     assert "floor on any prediction" in captions
+    floors = Atlas.open(home_env / "quick").survey_meta()["prediction_floors"]
+    assert f"n2 {floors['n2']:.3g} dex" in captions  # the propagated floor, not the metallicity scatter / 0.57
+    assert "Blue: star-forming galaxies" in captions  # what the colours of the relation panels mean
 
 
 @pytest.mark.parametrize("model", ["matryoshka", "pca", "sfnet_bpt"])

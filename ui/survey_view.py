@@ -32,6 +32,10 @@ def survey_view(atlas: Atlas) -> None:
     if {"log_mstar", "oh_12", "log_sfr", "r50_kpc", "quenched"} <= set(cat.columns):
         floors = meta.get("prediction_floors", {})
         st.plotly_chart(relations_figure(cat), width="stretch")
+        legend = ("Blue: star-forming galaxies (size-mass: late types, B/T ≤ 0.5); red: quenched galaxies "
+                  "(size-mass: early types); orange: AGN. White lines: the relations the mock draws from "
+                  "(BPT: dashed Kauffmann, solid Kewley; size-mass: solid late types, dotted early types).")
         if floors:
-            st.caption("Injected scatter (the floor on any prediction from images): " +
-                       ", ".join(f"{k} {v:.3g} dex" for k, v in floors.items()))
+            legend += (" Scatter around them, propagated to each property (the floor on any prediction from "
+                       "images): " + ", ".join(f"{k} {v:.3g} dex" for k, v in floors.items()) + ".")
+        st.caption(legend)
