@@ -123,7 +123,8 @@ if has_vote_effects(atlas, model) and len(gal):
     note.caption(f"Mean over the top {len(gal)} galaxies of each vote fraction the vote network predicts from "
                  "their embeddings, minus the same prediction with this feature removed (its activation times "
                  "its direction subtracted from each embedding). Positive: the feature raises that answer. A "
-                 "causal reading of the feature, next to its correlations with the catalog.")
+                 "causal reading of the feature, next to its correlations with the catalog; a feature whose "
+                 "information other active features also carry shows a small effect.")
 
 near, co = st.columns(2)
 with near:

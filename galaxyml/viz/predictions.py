@@ -135,8 +135,17 @@ def contributions_bars(names: list[str], contributions: np.ndarray, bias: float,
     fig.update_layout(title=f"prediction {bias + float(np.sum(contributions)):.3f} = bias {bias:.3f} "
                             f"+ Σ contributions {float(np.sum(contributions)):+.4f}",
                       xaxis_title=f"contribution to {label}", height=max(260, 34 * len(c) + 90), margin=MARGIN,
-                      xaxis_range=[1.45 * min(c.min(), 0.0), 1.45 * max(c.max(), 0.0)] if len(c) else None)
+                      xaxis_range=_padded_range(c))
     return fig
+
+
+def _padded_range(values: np.ndarray, pad: float = 0.4) -> list[float] | None:
+    """An axis range that holds zero and every value, with room for a text label beyond either end."""
+    if not len(values):
+        return None
+    lo, hi = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
+    span = (hi - lo) or 1.0
+    return [lo - pad * span, hi + pad * span]
 
 
 def probe_scores(table: pd.DataFrame) -> go.Figure:
