@@ -245,21 +245,21 @@ class Atlas:
         in survey order."""
         return self.load_table(model, "predictions.parquet")
 
+    def _linear_head(self, stage: str, names: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        from safetensors.numpy import load_file
+
+        w = load_file(str(self.stage_dir(stage) / "sfnet.safetensors"))
+        return w["head.weight"], w["head.bias"], self.load_json(stage, "config.json")[names]
+
     def sfnet_head(self, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Linear head of an SFNet stage in physical units: weights (T, F), bias (T,), target names.
         A prediction is bias + sum_j activation_j * weights[:, j]."""
-        from safetensors.numpy import load_file
-
-        w = load_file(str(self.stage_dir(model) / "sfnet.safetensors"))
-        return w["head.weight"], w["head.bias"], self.load_json(model, "config.json")["targets"]
+        return self._linear_head(model, "targets")
 
     def vote_head(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Linear head of the vote network (``zoobot`` stage) on its embeddings: weights (L, D), bias
         (L,), and the vote-fraction columns it predicts (through a softmax per question)."""
-        from safetensors.numpy import load_file
-
-        w = load_file(str(self.stage_dir("zoobot") / "sfnet.safetensors"))
-        return w["head.weight"], w["head.bias"], self.load_json("zoobot", "config.json")["vote_columns"]
+        return self._linear_head("zoobot", "vote_columns")
 
     def feature_directions(self, model: str) -> np.ndarray:
         """(M, D) what one unit of each feature's activation adds to an embedding, for the feature

@@ -93,7 +93,7 @@ def _vote_predictor(path: str, key: str):
 def vote_effects(atlas: Atlas, model: str, feature: int) -> pd.DataFrame:
     """Change of each predicted vote fraction caused by a feature on its top galaxies
     (see :func:`galaxyml.effects.vote_effects`)."""
-    key = "/".join(atlas.manifest["stages"].get(s, {}).get("hash", "") for s in ("zoobot", "embeddings"))
+    key = atlas.manifest["stages"].get("zoobot", {}).get("hash", "")
     return effects.vote_effects(atlas, model, feature, fs=feature_set(atlas, model),
                                 directions=feature_directions(atlas, model),
                                 predictor=_vote_predictor(str(atlas.path), key))
