@@ -260,3 +260,16 @@ def test_only_builds_an_optional_input_just_when_it_is_read(tmp_path, v_applicab
     result = run_pipeline(tmp_path, "only-d", stages, configs, preset="toy", on_demand=on_demand)
     assert toy_stages.CALLS == ["d", "e"] and result.actions["v"] == "not needed"
     assert Atlas.open(tmp_path / "only-d").metrics("e")["source"] == "d"
+
+
+@pytest.mark.parametrize(("source", "left_out"), [("auto", {"encoder"}), ("encoder", {"zoobot"}),
+                                                   ("zoobot", {"encoder"})])
+def test_only_features_leaves_out_the_embedding_network_it_does_not_read(source, left_out):
+    """``--only features``: the network that does not make the embeddings is not trained (the encoder
+    is still built if the vote network turns out not applicable, see the toy test above)."""
+    from precompute.cli import on_demand_stages, select_stages
+
+    stages = select_stages(all_stages(), ["features"], [])
+    configs = resolve_configs(stages, read_preset("demo"), [f"embeddings.source={source}"])
+    assert {"zoobot", "encoder"} <= set(stages)
+    assert on_demand_stages(stages, ["features"], configs) == left_out
