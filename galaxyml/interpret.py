@@ -96,13 +96,16 @@ def truth_alignment(acts: np.ndarray, truth: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def labels_from_correlations(rho: pd.DataFrame, n_terms: int = 2, min_abs_rho: float = 0.3) -> list[str]:
-    """An automatic label per feature from its most correlated properties ("high g_r, low z")."""
+def labels_from_correlations(rho: pd.DataFrame, n_terms: int = 2, min_abs_rho: float = 0.3,
+                             names: dict[str, str] | None = None) -> list[str]:
+    """An automatic label per feature from its most correlated properties ("high g_r, low z"), each
+    property written as ``names`` gives it (its column name otherwise)."""
     out = []
     values = rho.to_numpy()
+    shown = [(names or {}).get(c, c) for c in rho.columns]
     for row in values:
         order = np.argsort(-np.abs(row))[:n_terms]
-        terms = [f"{'high' if row[j] > 0 else 'low'} {rho.columns[j]}" for j in order if abs(row[j]) >= min_abs_rho]
+        terms = [f"{'high' if row[j] > 0 else 'low'} {shown[j]}" for j in order if abs(row[j]) >= min_abs_rho]
         out.append(", ".join(terms) if terms else "unexplained by catalog properties")
     return out
 

@@ -12,7 +12,7 @@ import streamlit as st
 from galaxyml.effects import has_vote_effects
 from galaxyml.viz.compare import (NAMES, group_fvu, grouped_bars, novelty_histograms, property_dots,
                                   training_curves)
-from galaxyml.viz.features import answer_label
+from galaxyml.data.survey import vote_label
 from ui import loaders
 from ui.feature_views import feature_link
 from ui.sidebar import page
@@ -96,7 +96,7 @@ if all(sets[m].rho is not None for m in models):
         if has_vote_effects(atlas, m) and len(gal):
             top = loaders.vote_effects(atlas, m, f).head(2)
             col.caption("Effect on the vote network's answers: " + ", ".join(
-                f"{answer_label(a)} {d:+.2f}" for a, d in zip(top["answer"], top["delta"])))
+                f"{vote_label(a)} {d:+.2f}" for a, d in zip(top["answer"], top["delta"])))
         with col:
             gallery(np.asarray(thumbs[gal[:12]]), [f"{a:.3g}" for a in val[:12]], width=72)
 else:

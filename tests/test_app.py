@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from galaxyml.atlas import MANIFEST, Atlas
 from galaxyml.effects import vote_effects
-from galaxyml.viz.features import answer_label
+from galaxyml.data.survey import vote_label
 from precompute.jobs import build_status, cancel_build
 from precompute.lock import pid_alive, read_lock
 from precompute.progress import read_events
@@ -227,7 +227,7 @@ def test_atlas_page_search_random_feature_and_interpretability_views(home_env):
     effects = vote_effects(Atlas.open(home_env / "quick"), "sae", feature)
     bars = json.loads(at.get("plotly_chart")[2].proto.spec)["data"][0]
     assert np.allclose(plotly_array(bars["x"])[::-1], effects["delta"], atol=1e-6)  # strongest answer on top
-    assert bars["y"][-1] == answer_label(effects["answer"][0])
+    assert bars["y"][-1] == vote_label(effects["answer"][0])
     assert any("Nearest features" in m.value for m in at.markdown)
     at.toggle[0].set_value(True).run()
     assert any("activation bin 1/5" in c.value for c in at.caption)  # the weakest bin is never empty
@@ -247,7 +247,7 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     atlas = Atlas.open(home_env / "quick")
     pca_best = int(atlas.feature_set("pca").rho["log_mstar"].abs().idxmax())
     strongest = vote_effects(atlas, "pca", pca_best).iloc[0]
-    assert any(f"{answer_label(strongest.answer)} {strongest.delta:+.2f}" in c.value for c in at.caption)
+    assert any(f"{vote_label(strongest.answer)} {strongest.delta:+.2f}" in c.value for c in at.caption)
     # "Where PCA wins" lists exactly the properties on which PCA's best |rho| is at least one SAE's.
     best = {m: atlas.feature_set(m).rho.abs().max(axis=0) for m in ("sae", "matryoshka", "pca")}
     lost = at.dataframe[1].value.set_index("property")

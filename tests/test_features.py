@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from galaxyml.atlas import Atlas
 from galaxyml.features import summarise_codes
 
 
@@ -64,3 +65,11 @@ def test_quantile_examples_cover_the_weakest_bin_even_for_a_single_value():
     assert (out[0, 0] >= 0).any() and (out[0, 4] >= 0).any()
     assert out[1, 0, 0] == 7 and (out[1, 1:] == -1).all()
     assert (out[2] == -1).all()  # dead feature
+
+
+def test_labels_name_vote_answers_not_raw_columns(quick_home):
+    atlas = Atlas.open(quick_home / "quick")
+    labels = atlas.feature_set("sae").stats["label"]
+    raw = atlas.survey().vote_columns()
+    assert raw and not any(labels.str.contains(c, regex=False).any() for c in raw)
+    assert labels.str.contains(r"(?:high|low) [a-z-]+: [a-z-]+ votes").any()  # e.g. "high has-spiral-arms: yes votes"

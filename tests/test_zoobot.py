@@ -11,6 +11,7 @@ import torch
 
 from galaxyml.atlas import Atlas
 from galaxyml.data.mock.structure import VOTE_COLUMNS
+from galaxyml.data.survey import Survey
 from galaxyml.models.zoobot import VoteSchema, vote_loss
 from precompute.stage import StageNotApplicable
 from precompute.stages.zoobot import ZoobotConfig, vote_columns
@@ -48,11 +49,12 @@ def test_loss_is_zero_at_the_observed_fractions_and_ignores_unasked_questions():
 
 
 def test_a_catalog_without_votes_makes_the_stage_not_applicable_and_a_wrong_column_is_named():
-    cat = pd.DataFrame({"galaxy_id": ["a"], "g_r": [0.5]})
+    survey = Survey(catalog=pd.DataFrame({"galaxy_id": ["a"], "g_r": [0.5]}), images=np.zeros((1, 3, 4, 4), np.float32),
+                    bands=("g", "r", "z"), meta={})
     with pytest.raises(StageNotApplicable, match="vote-fraction"):
-        vote_columns(ZoobotConfig(), cat)
+        vote_columns(ZoobotConfig(), survey)
     with pytest.raises(ValueError, match="bar_strong_fraction"):
-        vote_columns(ZoobotConfig(vote_columns="bar_strong_fraction"), cat)
+        vote_columns(ZoobotConfig(vote_columns="bar_strong_fraction"), survey)
 
 
 def test_quick_atlas_embeddings_come_from_the_vote_network(quick_home):

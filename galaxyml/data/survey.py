@@ -82,6 +82,14 @@ class Survey:
         skip = {"galaxy_id", "ra", "dec"}
         return [c for c in self.catalog.columns if c not in skip and pd.api.types.is_numeric_dtype(self.catalog[c])]
 
+    def vote_columns(self) -> list[str]:
+        """The Galaxy Zoo vote-fraction columns: those the survey's metadata lists (the mock and Hugging
+        Face sources record them), else every column named ``<question>_<answer>_fraction``."""
+        listed = self.meta.get("vote_columns")
+        if listed is not None:
+            return [c for c in listed if c in self.catalog]
+        return [c for c in self.catalog.columns if is_vote_column(str(c))]
+
     def particles(self, index: int, n: int = 20_000) -> np.ndarray:
         """(n, 10) star particles of galaxy ``index`` in the GalacticFlow layout (mock surveys).
 
@@ -130,6 +138,12 @@ FRACTION_SUFFIX = "_fraction"
 def is_vote_column(name: str) -> bool:
     """True for a column named like a Galaxy Zoo vote fraction, ``<question>_<answer>_fraction``."""
     return name.endswith(FRACTION_SUFFIX) and "_" in name[: -len(FRACTION_SUFFIX)]
+
+
+def vote_label(column: str) -> str:
+    """``has-spiral-arms_yes_fraction`` -> ``has-spiral-arms: yes``."""
+    question, _, answer = column.removesuffix(FRACTION_SUFFIX).rpartition("_")
+    return f"{question}: {answer}" if question else answer
 
 
 def held_out_mask(catalog: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from galaxyml.data.survey import vote_label
+
 MARGIN = dict(l=10, r=10, t=10, b=10)
 
 
@@ -28,16 +30,10 @@ def correlation_bars(rho_row: pd.Series, top: int = 10) -> go.Figure:
     return fig
 
 
-def answer_label(column: str) -> str:
-    """``has-spiral-arms_yes_fraction`` -> ``has-spiral-arms: yes``."""
-    question, _, answer = column.removesuffix("_fraction").rpartition("_")
-    return f"{question}: {answer}" if question else answer
-
-
 def vote_effect_bars(effects: pd.DataFrame) -> go.Figure:
     """Change of each predicted vote fraction caused by a feature (``answer``, ``delta`` columns)."""
     row = effects.iloc[::-1]
-    fig = go.Figure(go.Bar(x=row["delta"], y=[answer_label(a) for a in row["answer"]], orientation="h",
+    fig = go.Figure(go.Bar(x=row["delta"], y=[vote_label(a) for a in row["answer"]], orientation="h",
                            marker_color=["#7aa2f7" if v > 0 else "#f7768e" for v in row["delta"]]))
     fig.update_layout(xaxis_title="change in predicted vote fraction (feature present − removed)",
                       height=40 + 24 * len(row), margin=MARGIN)

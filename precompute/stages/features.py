@@ -13,7 +13,7 @@ import pandas as pd
 
 from galaxyml import interpret
 from galaxyml.atlas import EMBEDDING_FEATURE_MODELS
-from galaxyml.data.survey import Survey
+from galaxyml.data.survey import Survey, vote_label
 from galaxyml.features import (CODE_INDICES_FILE, CODE_VALUES_FILE, STATS_FILE, decoder_directions, summarise_codes,
                                write_summary)
 from precompute.stage import StageContext, register
@@ -76,7 +76,8 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
     stats["best_property"] = rho.columns[best]
     stats["rho_best"] = rho.to_numpy()[np.arange(len(rho)), best]
     stats["novelty"] = interpret.novelty(acts, props)
-    stats["label"] = interpret.labels_from_correlations(rho)
+    stats["label"] = interpret.labels_from_correlations(
+        rho, names={c: f"{vote_label(c)} votes" for c in survey.vote_columns()})
     stats.to_parquet(out / STATS_FILE, index=False)
     nearest, cosine = interpret.nearest_by_cosine(
         decoder_directions(folder, model) if directions is None else directions)
@@ -102,7 +103,7 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
     return metrics
 
 
-@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=5)
+@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=6)
 def summarise_features(ctx: StageContext) -> dict:
     """Statistics, top galaxies, histograms and interpretability of every feature model."""
     survey = Survey.load(ctx.inputs["survey"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from galaxyml.data.survey import Survey, held_out_mask, is_vote_column
+from galaxyml.data.survey import Survey, held_out_mask
 from galaxyml.models.device import device_name
 from galaxyml.models.sfnet import SFNetConfig
 from galaxyml.models.sfnet_training import (
@@ -56,18 +56,17 @@ class ZoobotConfig(SFNetTrainConfig):
         SFNetConfig(widths=tuple(self.widths), stem_stride=self.stem_stride)  # checks the shape
 
 
-def vote_columns(cfg: ZoobotConfig, catalog: pd.DataFrame, meta: dict | None = None) -> list[str]:
-    """The vote-fraction columns to train on: the config's, else the survey's ``vote_columns`` (the mock
-    and Hugging Face sources record them), else every ``<question>_<answer>_fraction`` column."""
+def vote_columns(cfg: ZoobotConfig, survey: Survey) -> list[str]:
+    """The vote-fraction columns to train on: the config's, else the survey's
+    (:meth:`Survey.vote_columns`)."""
+    catalog = survey.catalog
     if cfg.vote_columns:
         wanted = [c.strip() for c in cfg.vote_columns.split(",") if c.strip()]
         missing = [c for c in wanted if c not in catalog]
         if missing:
             raise ValueError(f"zoobot.vote_columns names columns the catalog does not have: {', '.join(missing)}")
     else:
-        listed = (meta or {}).get("vote_columns")
-        wanted = ([c for c in listed if c in catalog] if listed is not None
-                  else [c for c in catalog.columns if is_vote_column(str(c))])
+        wanted = survey.vote_columns()
         if not wanted:
             raise StageNotApplicable("the catalog has no Galaxy Zoo vote-fraction columns "
                                      "(<question>_<answer>_fraction); the embeddings come from the encoder")
@@ -83,7 +82,7 @@ def train_zoobot(ctx: StageContext) -> dict:
     cfg: ZoobotConfig = ctx.cfg
     survey = Survey.load(ctx.inputs["survey"])
     cat = survey.catalog
-    columns = vote_columns(cfg, cat, survey.meta)
+    columns = vote_columns(cfg, survey)
     schema = VoteSchema.from_columns(columns)
     fractions = cat[list(schema.columns)].to_numpy(np.float64)
     targets = schema.targets(fractions)
