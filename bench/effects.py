@@ -3,9 +3,10 @@
 For each generating factor with a Galaxy Zoo answer (spiral arms, bar, merger, edge-on, artefact) and
 each feature model fitted on the vote network's embeddings, takes the model's best truth-aligned
 feature and prints the change of the matching predicted vote fraction over the feature's top galaxies
-when the feature is removed from their embeddings (``galaxyml.effects.vote_effects``), and that
-answer's rank among all answers by |change|. An atlas whose embeddings are not the vote network's has
-no such effects.
+when the feature is removed from their embeddings (``galaxyml.effects.vote_effects``), that answer's
+rank among all answers by |change|, and whether the sign agrees with the feature's direction (a
+``low`` feature fires on galaxies without the factor, so it should lower the answer). An atlas whose
+embeddings are not the vote network's has no such effects.
 
     python bench/effects.py --run demo [--home runs]
 """
@@ -38,7 +39,9 @@ def main() -> None:
         sys.exit(f"atlas {atlas.name}: its embeddings come from the {atlas.embeddings_source()}, not the vote "
                  "network, so its features have no vote effects")
     print(f"atlas {atlas.name}: change of the matching vote fraction when each factor's best feature is removed")
-    print(f"{'model':<12}{'factor':<10}{'feature':>8}{'AUROC':>7}  {'answer':<38}{'change':>8}{'rank':>6}")
+    print(f"{'model':<12}{'factor':<10}{'feature':>8}{'AUROC':>7} {'dir':>5}  {'answer':<38}{'change':>8}{'rank':>6}"
+          f"{'sign':>6}")
+    agree = []
     for model in models:
         fs = atlas.feature_set(model)
         if fs.truth_alignment is None:
@@ -52,8 +55,12 @@ def main() -> None:
             if answer not in effects.index:
                 continue
             rank = list(effects.index).index(answer) + 1
-            print(f"{model:<12}{factor:<10}{f:>8}{best.loc[factor, 'auroc']:>7.3f}  {answer:<38}"
-                  f"{effects[answer]:>+8.3f}{rank:>3}/{len(effects)}")
+            direction = best.loc[factor, "direction"]
+            ok = (effects[answer] > 0) == (direction == "high")
+            agree.append(ok)
+            print(f"{model:<12}{factor:<10}{f:>8}{best.loc[factor, 'auroc']:>7.3f} {direction:>5}  {answer:<38}"
+                  f"{effects[answer]:>+8.3f}{rank:>3}/{len(effects)}{'yes' if ok else 'no':>7}")
+    print(f"sign agrees with the feature's direction in {sum(agree)} of {len(agree)}")
 
 
 if __name__ == "__main__":
