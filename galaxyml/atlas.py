@@ -261,14 +261,21 @@ class Atlas:
         (L,), and the vote-fraction columns it predicts (through a softmax per question)."""
         return self._linear_head("zoobot", "vote_columns")
 
-    def feature_directions(self, model: str) -> np.ndarray:
-        """(M, D) what one unit of each feature's activation adds to an embedding, for the feature
-        models fitted on the embeddings (``sae``, ``matryoshka``, ``pca``)."""
-        from galaxyml.features import embedding_directions
+    def decoder_directions(self, model: str) -> np.ndarray:
+        """(M, D) unit decoder direction of each feature of a model fitted on the embeddings, in the
+        scaled space the model was fitted in (what the atlas's nearest features compare)."""
+        from galaxyml.features import decoder_directions
 
         if model not in EMBEDDING_FEATURE_MODELS:
             raise AtlasError(f"model '{model}' is not fitted on the embeddings (those are {EMBEDDING_FEATURE_MODELS})")
-        return embedding_directions(self.stage_dir(model), model)
+        return decoder_directions(self.stage_dir(model), model)
+
+    def feature_directions(self, model: str) -> np.ndarray:
+        """(M, D) what one unit of each feature's activation adds to an embedding, for the feature
+        models fitted on the embeddings (``sae``, ``matryoshka``, ``pca``): the decoder direction times
+        the model's input scale (the models see the embeddings divided by it)."""
+        scale = np.asarray(self.load_json(model, "config.json")["input_scale"], np.float32)
+        return self.decoder_directions(model) * scale
 
     def probes(self) -> pd.DataFrame:
         """Cross-validated linear-probe scores per catalog property."""

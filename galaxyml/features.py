@@ -36,13 +36,6 @@ def decoder_directions(folder: Path, model: str) -> np.ndarray:
     return load_file(str(folder / "sae.safetensors"))["W_dec"]
 
 
-def embedding_directions(folder: Path, model: str) -> np.ndarray:
-    """(M, d) what one unit of each feature's activation adds to a galaxy's embedding: the decoder
-    direction times the model's input scale (the models see embeddings divided by it)."""
-    scale = np.asarray(json.loads((folder / "config.json").read_text())["input_scale"], np.float32)
-    return decoder_directions(folder, model) * scale
-
-
 def iter_chunks(indices: np.ndarray, values: np.ndarray, chunk: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield (first galaxy, indices, values) blocks of ``chunk`` rows, read into memory one at a time."""
     for start in range(0, len(indices), chunk):

@@ -8,12 +8,13 @@ the sparse codes) and work on every feature at once:
   that no property explains is new;
 - truth alignment: for a binary factor, the best feature's AUROC (Mann-Whitney from ranks);
 - automatic labels from the most correlated properties ("high g_r, low spiral votes");
-- ablation effects: what removing a feature from the embeddings does to a model reading them.
+- ablation effects: what removing a feature from the embeddings does to a model reading them;
+- a Matryoshka feature's group and its closest coarser and finer features.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -171,3 +172,25 @@ def ablation_effects(embeddings: np.ndarray, activations: np.ndarray, direction:
     z = np.asarray(embeddings, np.float32)
     a = np.asarray(activations, np.float32)[:, None]
     return (predict(z) - predict(z - a * np.asarray(direction, np.float32)[None, :])).mean(0)
+
+
+def matryoshka_family(directions: np.ndarray, group_sizes: Sequence[int], feature: int, top: int = 3) -> dict:
+    """Where one feature of a Matryoshka SAE sits in its nesting (Bussmann et al. 2025, Learning
+    Multi-Level Features with Matryoshka Sparse Autoencoders): its group (0-based), the group's latent
+    range, and the features of earlier groups (coarser: they must reconstruct without the later ones)
+    and of later groups (finer) closest to it by decoder cosine, each as (features, cosines).
+    """
+    ends = np.cumsum(group_sizes)
+    if not 0 <= feature < ends[-1]:
+        raise IndexError(f"feature {feature} is outside the {int(ends[-1])} latents of the groups")
+    group = int(np.searchsorted(ends, feature, side="right"))
+    first = int(ends[group - 1]) if group else 0
+    d = directions / np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-12)
+    cos = d @ d[feature]
+
+    def closest(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = lo + np.argsort(-cos[lo:hi])[:top]
+        return idx, cos[idx]
+
+    return {"group": group, "n_groups": len(ends), "first": first, "last": int(ends[group]) - 1,
+            "coarser": closest(0, first), "finer": closest(int(ends[group]), int(ends[-1]))}

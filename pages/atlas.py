@@ -11,6 +11,7 @@ import streamlit as st
 
 from galaxyml.atlas import FEATURE_MODELS
 from galaxyml.effects import has_vote_effects
+from galaxyml.interpret import matryoshka_family
 from galaxyml.viz.features import activation_histogram, vote_effect_bars
 from ui import loaders
 from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
@@ -90,6 +91,18 @@ if model.startswith("sfnet"):
         f"{weights[j, feature]:+.4f} {t} per unit of activation" for j, t in enumerate(targets))
         + f" — the feature's contribution to a prediction is its activation times this weight "
           f"([predictions page](/predictions?run={atlas.name}&model={model})).")
+if model == "matryoshka":
+    family = matryoshka_family(loaders.decoder_directions(atlas, model),
+                               atlas.load_json(model, "config.json")["group_sizes"], feature)
+
+    def links(kind: str) -> str:
+        return ", ".join(f"[#{f}]({feature_link(atlas.name, model, int(f))}) (cos {c:.2f})"
+                         for f, c in zip(*family[kind])) or "none"
+
+    st.caption(f"Matryoshka group {family['group'] + 1} of {family['n_groups']} (latents {family['first']}–"
+               f"{family['last']}): the first groups must reconstruct the embeddings on their own, so they hold "
+               f"the broad features and later groups refine them. Closest coarser features: {links('coarser')}; "
+               f"closest finer features: {links('finer')}.")
 if row.dead:
     st.warning("This feature never fires on this survey (a dead latent).")
 elif row.density > 0.1:

@@ -202,6 +202,10 @@ def test_atlas_page_renders_every_feature_model(home_env, model):
     sparse = live[live["density"] <= 0.1]
     candidates = sparse if len(sparse) else live  # every PCA feature is dense
     assert query_param(at, "feature") == str(candidates.sort_values("max_abs_rho", ascending=False)["feature"].iloc[0])
+    if model == "matryoshka":  # its place in the nesting
+        sizes = Atlas.open(home_env / "quick").load_json("matryoshka", "config.json")["group_sizes"]
+        group = int(np.searchsorted(np.cumsum(sizes), int(query_param(at, "feature")), side="right"))
+        assert any(f"Matryoshka group {group + 1} of {len(sizes)}" in c.value for c in at.caption)
     if model == "pca":  # PCA features name their component and sign
         assert any(o.startswith("#3 · PC2 (−)") for o in at.main.selectbox[0].options)
     # only models fitted on the embeddings can be read through the vote network

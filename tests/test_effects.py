@@ -7,7 +7,7 @@ import pytest
 
 from galaxyml.atlas import Atlas
 from galaxyml.effects import has_vote_effects, vote_effects, vote_predictor
-from galaxyml.interpret import ablation_effects, dense_activations
+from galaxyml.interpret import ablation_effects, dense_activations, matryoshka_family
 
 
 @pytest.mark.parametrize("model", ["sae", "matryoshka", "pca"])
@@ -51,3 +51,18 @@ def test_vote_effects_keep_each_question_summing_to_one(quick_home):
             assert effects[effects.index.str.startswith(question + "_")].sum() == pytest.approx(0.0, abs=1e-5)
     with pytest.raises(ValueError, match="not read by this atlas's vote network"):
         vote_effects(atlas, "sfnet_bpt", 0)
+
+
+def test_matryoshka_family_places_a_feature_in_its_group_and_finds_its_relatives():
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(8, 16))
+    d[1] = d[3] + 0.1 * rng.normal(size=16)  # a coarse feature that feature 3 refines
+    d[6] = d[3] + 0.2 * rng.normal(size=16)  # and a finer one close to it
+    family = matryoshka_family(d, [2, 2, 4], 3)
+    assert (family["group"], family["n_groups"], family["first"], family["last"]) == (1, 3, 2, 3)
+    assert family["coarser"][0][0] == 1 and family["finer"][0][0] == 6
+    assert set(family["coarser"][0]) <= {0, 1} and set(family["finer"][0]) <= set(range(4, 8))
+    assert family["coarser"][1][0] > 0.9
+    assert len(matryoshka_family(d, [2, 2, 4], 0)["coarser"][0]) == 0  # the first group has nothing coarser
+    with pytest.raises(IndexError):
+        matryoshka_family(d, [2, 2, 4], 8)

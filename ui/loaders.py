@@ -80,6 +80,11 @@ def sfnet_sweep(atlas: Atlas, model: str) -> list[dict]:
     return _cached(atlas, "load_json", (model,), model, "sweep.json")
 
 
+def decoder_directions(atlas: Atlas, model: str) -> np.ndarray:
+    """(M, D) unit decoder direction of each feature of a model fitted on the embeddings."""
+    return _cached(atlas, "decoder_directions", (model,), model)
+
+
 def feature_directions(atlas: Atlas, model: str) -> np.ndarray:
     """(M, D) embedding-space direction of each feature of a model fitted on the embeddings."""
     return _cached(atlas, "feature_directions", (model,), model)
