@@ -89,6 +89,8 @@ if all(sets[m].rho is not None for m in models):
     prop = st.selectbox("Property", props, index=props.index(wanted) if wanted in props else 0)
     st.query_params["property"] = prop
     thumbs = loaders.thumbnails(atlas)
+    catalog_ids = loaders.catalog(atlas)["galaxy_id"].to_numpy()
+    first_top = catalog_ids[0]
     for col, m in zip(st.columns(len(models)), models):
         f = int(sets[m].rho[prop].abs().idxmax())
         gal, val = sets[m].top(f)
@@ -99,5 +101,28 @@ if all(sets[m].rho is not None for m in models):
                 f"{vote_label(a)} {d:+.2f}" for a, d in zip(top["answer"], top["delta"])))
         with col:
             gallery(np.asarray(thumbs[gal[:12]]), [f"{a:.3g}" for a in val[:12]], width=72)
+        if m == models[0] and len(gal):
+            first_top = catalog_ids[int(gal[0])]
+
+    st.subheader("One galaxy through each model")
+    row_of = loaders.galaxy_rows(atlas)
+    typed = st.text_input("Galaxy id", value=st.query_params.get("galaxy", ""), key="compare_galaxy",
+                          placeholder=f"e.g. {first_top} (the top galaxy of the first model's feature above)").strip()
+    if typed and typed not in row_of:
+        st.warning(f"No galaxy with id '{typed}' in this atlas; showing {first_top}.")
+    galaxy_id = typed if typed in row_of else first_top
+    st.query_params["galaxy"] = galaxy_id
+    g = row_of[galaxy_id]
+    cols = st.columns([1.2, *[2] * len(models)])
+    cols[0].image(np.asarray(thumbs[g]), caption=galaxy_id, width=128)
+    for col, m in zip(cols[1:], models):
+        active = sets[m].features_of(g).head(6)
+        labels = sets[m].stats["label"] if "label" in sets[m].stats else None
+        col.markdown(f"**{NAMES[m]}**: its {len(active)} strongest features\n\n" + "\n".join(
+            f"- [#{f}]({feature_link(atlas.name, m, int(f))}) {a:.3g}" + (f" · {labels[int(f)]}" if labels is not None
+                                                                              else "")
+            for f, a in zip(active["feature"], active["activation"])))
+    st.caption("The same embedding read by each model: the features that fire on this galaxy, strongest first, "
+               "with their activations and labels.")
 else:
     st.info("This atlas was built before correlations were computed; rebuild it to compare interpretability.")

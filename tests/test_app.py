@@ -247,8 +247,15 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     # Truth alignment is shown next to what a linear probe of all embedding dimensions reaches.
     assert any("logistic probe on all embedding dimensions" in c.value for c in at.caption)
     assert at.main.selectbox[0].value == "log_mstar"
-    assert len(at.get("image")) == 3  # one gallery per model
+    assert len(at.get("image")) == 4  # one gallery per model, and one galaxy seen through every model
     atlas = Atlas.open(home_env / "quick")
+    sae, ids = atlas.feature_set("sae"), atlas.catalog()["galaxy_id"].to_numpy()
+    g = int(sae.top(int(sae.rho["log_mstar"].abs().idxmax()))[0][0])  # the top galaxy of TopK's feature above
+    assert query_param(at, "galaxy") == ids[g]
+    strongest = int(sae.features_of(g)["feature"].iloc[0])
+    assert any(m.value.startswith("**TopK SAE**: its") and f"[#{strongest}](" in m.value for m in at.markdown)
+    at.text_input(key="compare_galaxy").set_value("no-such-galaxy").run()
+    assert any("No galaxy with id 'no-such-galaxy'" in w.value for w in at.warning)
     pca_best = int(atlas.feature_set("pca").rho["log_mstar"].abs().idxmax())
     strongest = vote_effects(atlas, "pca", pca_best).iloc[0]
     assert any(f"{vote_label(strongest.answer)} {strongest.delta:+.2f}" in c.value for c in at.caption)
