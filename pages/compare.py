@@ -10,8 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from galaxyml.effects import has_vote_effects
-from galaxyml.viz.compare import (NAMES, group_fvu, grouped_bars, novelty_histograms, property_dots,
-                                  training_curves)
+from galaxyml.viz.compare import (NAMES, density_histograms, group_fvu, grouped_bars, novelty_histograms,
+                                  property_dots, training_curves)
 from galaxyml.data.survey import vote_label
 from ui import loaders
 from ui.feature_views import feature_link
@@ -34,6 +34,12 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={"FVU": st.column_config.NumberColumn(format="%.4f")})
 st.caption("FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖² over all galaxies, in the space each model was trained in; PCA keeps "
            "as many components as the SAEs' k, so all three have the same L0.")
+dens, dens_note = st.columns([2, 1])
+dens.markdown("**Feature density**")
+dens.plotly_chart(density_histograms({m: sets[m].stats["density"] for m in models}), width="stretch")
+dens_note.caption("How many galaxies each feature fires on. An SAE's features should spread over the rare end "
+                  "(specific structures) with few dense ones; each PCA feature is one sign of a component, so it "
+                  "fires on about half the galaxies.")
 curves, groups = st.columns(2)
 hist = {m: atlas.load_json(m, "history.json") for m in models if m != "pca"}
 curves.markdown("**Training curves**")

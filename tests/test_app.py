@@ -253,6 +253,9 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     g = int(sae.top(int(sae.rho["log_mstar"].abs().idxmax()))[0][0])  # the top galaxy of TopK's feature above
     assert query_param(at, "galaxy") == ids[g]
     strongest = int(sae.features_of(g)["feature"].iloc[0])
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    density = next(c for c in charts if "log10 feature density" in json.dumps(c["layout"]))
+    assert f"TopK SAE ({int(sae.stats['dead'].sum())} dead)" in [t["name"] for t in density["data"]]
     assert any(m.value.startswith("**TopK SAE**: its") and f"[#{strongest}](" in m.value for m in at.markdown)
     at.text_input(key="compare_galaxy").set_value("no-such-galaxy").run()
     assert any("No galaxy with id 'no-such-galaxy'" in w.value for w in at.warning)

@@ -53,16 +53,36 @@ def property_dots(values: dict[str, pd.Series], xaxis: str) -> go.Figure:
     return fig
 
 
-def novelty_histograms(novelty: dict[str, pd.Series], n_bins: int = 40) -> go.Figure:
-    """Share of each model's live features per novelty bin, as outlines so that no model hides another."""
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+def _outline_histograms(values: dict[str, pd.Series], edges: np.ndarray, names: dict[str, str]) -> go.Figure:
+    """Share of each model's values per bin, as step outlines so that no model hides another."""
     fig = go.Figure()
-    for m, s in novelty.items():
-        counts, _ = np.histogram(np.clip(s, 0.0, 1.0), bins=edges)
+    for m, s in values.items():
+        counts, _ = np.histogram(np.clip(s, edges[0], edges[-1]), bins=edges)
         share = counts / max(len(s), 1)
-        fig.add_trace(go.Scatter(x=edges, y=np.append(share, share[-1]), name=NAMES.get(m, m), mode="lines",
-                                 line=dict(color=COLOURS.get(m), shape="hv", width=2)))
+        fig.add_trace(go.Scatter(x=edges, y=np.append(share, share[-1]), name=names.get(m, NAMES.get(m, m)),
+                                 mode="lines", line=dict(color=COLOURS.get(m), shape="hv", width=2)))
+    fig.update_layout(height=300, margin=MARGIN, legend=dict(orientation="h", yanchor="bottom", y=1.02))
+    return fig
+
+
+def novelty_histograms(novelty: dict[str, pd.Series], n_bins: int = 40) -> go.Figure:
+    """Share of each model's live features per novelty bin."""
+    fig = _outline_histograms(novelty, np.linspace(0.0, 1.0, n_bins + 1), {})
     fig.update_layout(xaxis_title="novelty = 1 − R² on all catalog properties", xaxis_range=[0, 1],
-                      yaxis_title="share of live features", height=300, margin=MARGIN,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02))
+                      yaxis_title="share of live features")
+    return fig
+
+
+def density_histograms(density: dict[str, pd.Series], dense_threshold: float = 0.1, n_bins: int = 40) -> go.Figure:
+    """Share of each model's live features per log10 density (the share of galaxies a feature fires on),
+    with the dense threshold marked; the legend counts the dead features left out."""
+    live = {m: np.log10(s[s > 0]) for m, s in density.items()}
+    lo = min([float(v.min()) for v in live.values() if len(v)] + [-1.0])
+    edges = np.linspace(np.floor(lo * 2) / 2, 0.0, n_bins + 1)
+    names = {m: f"{NAMES.get(m, m)} ({int((s <= 0).sum())} dead)" for m, s in density.items()}
+    fig = _outline_histograms(live, edges, names)
+    fig.add_vline(x=np.log10(dense_threshold), line=dict(color="#8c8fa1", dash="dot"),
+                  annotation_text=f"dense (> {dense_threshold:.0%})", annotation_position="top left")
+    fig.update_layout(xaxis_title="log10 feature density (share of galaxies it fires on)",
+                      yaxis_title="share of live features")
     return fig
