@@ -194,3 +194,35 @@ def matryoshka_family(directions: np.ndarray, group_sizes: Sequence[int], featur
 
     return {"group": group, "n_groups": len(ends), "first": first, "last": int(ends[group]) - 1,
             "coarser": closest(0, first), "finer": closest(int(ends[group]), int(ends[-1]))}
+
+
+PROPERTY_WORDS = {
+    ("metallicity", "gas metallicity", "oxygen abundance", "12+log(o/h)"): ("oh_12", "oh_p50"),
+    ("stellar mass", "mass"): ("log_mstar", "lgm_tot_p50"),
+    ("star formation rate", "star formation", "sfr"): ("log_sfr", "sfr_tot_p50"),
+    ("specific star formation rate", "specific star formation", "ssfr"): ("log_ssfr", "specsfr_tot_p50"),
+    ("colour", "color"): ("g_r",),
+    ("redshift",): ("z",),
+    ("size", "radius", "half-light radius"): ("r50_kpc",),
+    ("bulge", "bulge fraction"): ("bulge_to_total",),
+    ("inclination",): ("cos_incl",),
+    ("brightness", "magnitude"): ("mag_r",),
+}
+"""Words a person may search by, and the catalog columns (mock first, MPA-JHU after) they mean."""
+
+
+def property_for_query(query: str, columns: Sequence[str]) -> str | None:
+    """The catalog property a search means ("features correlated with metallicity" -> ``oh_12``): a
+    column named exactly, a word of :data:`PROPERTY_WORDS`, or the one column whose name contains the
+    query; None when the query names no single property (search the labels then)."""
+    q = query.strip().lower()
+    for prefix in ("features correlated with ", "correlated with ", "features of ", "features for "):
+        q = q.removeprefix(prefix)
+    by_lower = {c.lower(): c for c in columns}
+    if q in by_lower:
+        return by_lower[q]
+    for words, candidates in PROPERTY_WORDS.items():
+        if q in words:
+            return next((c for c in candidates if c in columns), None)
+    partial = [c for c in columns if q and q in c.lower()]
+    return partial[0] if len(partial) == 1 else None

@@ -11,7 +11,7 @@ import streamlit as st
 
 from galaxyml.atlas import FEATURE_MODELS
 from galaxyml.effects import has_vote_effects
-from galaxyml.interpret import matryoshka_family
+from galaxyml.interpret import matryoshka_family, property_for_query
 from galaxyml.viz.features import activation_histogram, vote_effect_bars
 from ui import loaders
 from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
@@ -35,14 +35,16 @@ catalog = loaders.catalog(atlas)
 thumbs = loaders.thumbnails(atlas)
 
 left, right = st.columns([3, 1], vertical_alignment="bottom")
-query = left.text_input("Search features by label or property", placeholder="e.g. oh_12, spiral, high g_r")
+query = left.text_input("Search features by label or property",
+                        placeholder="e.g. metallicity, spiral, features correlated with stellar mass, high g_r")
 if right.button("Random feature", icon=":material/casino:"):
     live = stats.loc[~stats["dead"], "feature"].to_numpy()
     st.query_params["feature"] = str(int(np.random.default_rng().choice(live)))
     st.query_params.pop("galaxy", None)
-if query and fs.rho is not None and query in fs.rho.columns:
-    stats = stats.assign(_r=fs.rho[query].abs().to_numpy()[stats["feature"]]).sort_values("_r", ascending=False)
-    st.caption(f"Features sorted by |Spearman ρ| with **{query}**.")
+prop = property_for_query(query, list(fs.rho.columns)) if query and fs.rho is not None else None
+if prop:
+    stats = stats.assign(_r=fs.rho[prop].abs().to_numpy()[stats["feature"]]).sort_values("_r", ascending=False)
+    st.caption(f"Features sorted by |Spearman ρ| with **{prop}**.")
 elif query and "label" in stats:
     stats = stats[stats["label"].str.contains(query, case=False) | stats["best_property"].str.contains(query, case=False)]
     if stats.empty:

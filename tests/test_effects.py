@@ -7,7 +7,7 @@ import pytest
 
 from galaxyml.atlas import Atlas
 from galaxyml.effects import has_vote_effects, vote_effects, vote_predictor
-from galaxyml.interpret import ablation_effects, dense_activations, matryoshka_family
+from galaxyml.interpret import ablation_effects, dense_activations, matryoshka_family, property_for_query
 
 
 @pytest.mark.parametrize("model", ["sae", "matryoshka", "pca"])
@@ -66,3 +66,14 @@ def test_matryoshka_family_places_a_feature_in_its_group_and_finds_its_relatives
     assert len(matryoshka_family(d, [2, 2, 4], 0)["coarser"][0]) == 0  # the first group has nothing coarser
     with pytest.raises(IndexError):
         matryoshka_family(d, [2, 2, 4], 8)
+
+
+def test_a_search_names_the_property_it_means():
+    cols = ["z", "log_mstar", "oh_12", "n_arms", "has-spiral-arms_yes_fraction", "g_r"]
+    assert property_for_query("features correlated with metallicity", cols) == "oh_12"
+    assert property_for_query("  Metallicity ", cols) == "oh_12"
+    assert property_for_query("metallicity", ["oh_p50", "z"]) == "oh_p50"  # an MPA-JHU catalog
+    assert property_for_query("mstar", cols) == "log_mstar"  # the one column containing it
+    assert property_for_query("arms", cols) is None  # two columns: search the labels instead
+    assert property_for_query("high g_r", cols) is None
+    assert property_for_query("metallicity", ["z"]) is None
