@@ -110,3 +110,22 @@ def test_predictions_deep_link_draws_its_figures(server, quick_home, tmp_path):
         page.screenshot(path=str(tmp_path / "predictions.png"), full_page=True)
         browser.close()
     assert "Traceback" not in log_path.read_text()
+
+
+def test_compare_deep_link_draws_every_figure(server, quick_home, tmp_path):
+    sync_api = _require_browser()
+    url, log_path = server
+    galaxy = Atlas.open(quick_home / "quick").catalog()["galaxy_id"].iloc[3]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/compare?property=oh_12&galaxy={galaxy}", wait_until="domcontentloaded")
+        page.get_by_text("One galaxy through each model").wait_for(timeout=60_000)
+        # density, training curves, Matryoshka groups, max |rho| dots, novelty, truth alignment
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.get_by_text(galaxy, exact=True).first.wait_for(timeout=30_000)  # the deep-linked galaxy is shown
+        assert "property=oh_12" in page.url and f"galaxy={galaxy}" in page.url
+        page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+        browser.close()
+    assert "Traceback" not in log_path.read_text()
