@@ -211,13 +211,19 @@ PROPERTY_WORDS = {
 """Words a person may search by, and the catalog columns (mock first, MPA-JHU after) they mean."""
 
 
+def search_text(query: str) -> str:
+    """A feature search without its phrasing: "Features correlated with Metallicity" -> "metallicity"."""
+    q = query.strip().lower()
+    for prefix in ("features correlated with ", "correlated with ", "features of ", "features for "):
+        q = q.removeprefix(prefix)
+    return q.strip()
+
+
 def property_for_query(query: str, columns: Sequence[str]) -> str | None:
     """The catalog property a search means ("features correlated with metallicity" -> ``oh_12``): a
     column named exactly, a word of :data:`PROPERTY_WORDS`, or the one column whose name contains the
     query; None when the query names no single property (search the labels then)."""
-    q = query.strip().lower()
-    for prefix in ("features correlated with ", "correlated with ", "features of ", "features for "):
-        q = q.removeprefix(prefix)
+    q = search_text(query)
     by_lower = {c.lower(): c for c in columns}
     if q in by_lower:
         return by_lower[q]

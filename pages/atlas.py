@@ -11,7 +11,7 @@ import streamlit as st
 
 from galaxyml.atlas import FEATURE_MODELS
 from galaxyml.effects import has_vote_effects
-from galaxyml.interpret import matryoshka_family, property_for_query
+from galaxyml.interpret import matryoshka_family, property_for_query, search_text
 from galaxyml.viz.features import activation_histogram, vote_effect_bars
 from ui import loaders
 from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
@@ -41,14 +41,20 @@ if right.button("Random feature", icon=":material/casino:"):
     live = stats.loc[~stats["dead"], "feature"].to_numpy()
     st.query_params["feature"] = str(int(np.random.default_rng().choice(live)))
     st.query_params.pop("galaxy", None)
+if query != st.session_state.get("atlas_search", ""):  # a new search opens its best match
+    st.session_state["atlas_search"] = query
+    for key in ("feature", "galaxy"):
+        st.query_params.pop(key, None)
 prop = property_for_query(query, list(fs.rho.columns)) if query and fs.rho is not None else None
+text = search_text(query)
 if prop:
     stats = stats.assign(_r=fs.rho[prop].abs().to_numpy()[stats["feature"]]).sort_values("_r", ascending=False)
     st.caption(f"Features sorted by |Spearman ρ| with **{prop}**.")
-elif query and "label" in stats:
-    stats = stats[stats["label"].str.contains(query, case=False) | stats["best_property"].str.contains(query, case=False)]
+elif text and "label" in stats:
+    stats = stats[stats["label"].str.contains(text, case=False, regex=False)
+                  | stats["best_property"].str.contains(text, case=False, regex=False)]
     if stats.empty:
-        st.info(f"No feature's label mentions '{query}'.")
+        st.info(f"No feature's label mentions '{text}'.")
         stats = fs.stats
 
 # Open on the (sparse, where there are any) feature that some property explains best, not the densest one.
@@ -143,7 +149,11 @@ if has_vote_effects(atlas, model) and len(gal):
 
 near, co = st.columns(2)
 with near:
-    if fs.nearest is not None:
+    if model == "pca":
+        st.markdown("**Nearest features**")
+        st.caption("Principal components are orthogonal, so no feature has a near neighbour (only its own "
+                   "opposite sign, cosine −1).")
+    elif fs.nearest is not None:
         basis = "activation cosine" if model.startswith("sfnet") else "decoder cosine"
         neighbour_links(f"Nearest features ({basis})", fs.nearest[feature], fs.nearest_cos[feature],
                         atlas.name, model, fs)

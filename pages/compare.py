@@ -67,9 +67,9 @@ if all(sets[m].rho is not None for m in models):
                          column_config={"property": st.column_config.TextColumn(width="large")}
                          | {c: st.column_config.NumberColumn(format="%+.3f") for c in margin}
                          | {"PCA |ρ|": st.column_config.NumberColumn(format="%.3f")})
-            widest = ", ".join(lost.index[:4])
+            widest = f"here most clearly {', '.join(lost.index[:4])}" if len(lost) else "here none"
             st.caption("Best |ρ| of each SAE minus that of PCA (negative: PCA is better), for the properties on "
-                       f"which PCA matches or beats at least one SAE; here most clearly {widest}. A principal "
+                       f"which PCA matches or beats at least one SAE; {widest}. A principal "
                        "component is two-sided and non-zero on every galaxy, so a property that follows one of "
                        "the embeddings' main directions over all galaxies is easier for it to track than for a "
                        "sparse feature, which is zero on most of them; the SAEs win the rarer, discrete factors.")
@@ -117,7 +117,8 @@ if all(sets[m].rho is not None for m in models):
     if typed and typed not in row_of:
         st.warning(f"No galaxy with id '{typed}' in this atlas; showing {first_top}.")
     galaxy_id = typed if typed in row_of else first_top
-    st.query_params["galaxy"] = galaxy_id
+    if not typed or typed in row_of:  # a deep link keeps what was asked for, even when it is unknown
+        st.query_params["galaxy"] = galaxy_id
     g = row_of[galaxy_id]
     cols = st.columns([1.2, *[2] * len(models)])
     cols[0].image(np.asarray(thumbs[g]), caption=galaxy_id, width=128)

@@ -222,11 +222,17 @@ def test_atlas_page_search_random_feature_and_interpretability_views(home_env):
     fs = Atlas.open(home_env / "quick").feature_set("sae")
     best = int(fs.rho["log_mstar"].abs().idxmax())
     assert at.main.selectbox[0].options[0].startswith(f"#{best} ")  # sorted by |rho| with the property
+    assert query_param(at, "feature") == str(best)  # and the search opens its best match
     assert any("Spearman" in c.value or "log_mstar" in c.value for c in at.caption)
     at.text_input[0].set_value("features correlated with metallicity").run()  # in words, as a person asks
     best = int(fs.rho["oh_12"].abs().idxmax())
     assert at.main.selectbox[0].options[0].startswith(f"#{best} ")
     assert any("**oh_12**" in c.value for c in at.caption)
+    assert query_param(at, "feature") == str(best)
+    at.text_input[0].set_value("log(O/H").run()  # free text is not a regular expression
+    assert not at.exception
+    at.text_input[0].set_value("features correlated with high").run()  # the phrasing is dropped for labels too
+    assert not at.exception and not any("No feature's label mentions" in i.value for i in at.info)
     at.button[0].click().run()  # random feature
     assert not at.exception
     assert len(at.get("plotly_chart")) == 3  # histogram, correlations, effect on the vote network's answers
