@@ -98,10 +98,12 @@ if sfnets:
     st.markdown("#### Predictions from images (SFNets)")
     cols = st.columns(4)
     i = 0
+    floors = loaders.prediction_floors(atlas)
     for m in sfnets:
         met = atlas.metrics(m)
         for target, score in met.get("test", {}).items():
-            floor = f"{score['rmse_over_floor']:.2f}× floor" if "rmse_over_floor" in score else None
+            floor = floors.get(target) or score.get("floor")
+            floor = f"{score['rmse'] / floor:.2f}× floor" if floor else None
             cols[i % 4].metric(f"{target} test RMSE, k = {met['k'] or 'all'}", f"{score['rmse']:.3f}", delta=floor,
                                delta_color="off", delta_arrow="off",
                                help=f"Median-baseline RMSE {met['baseline_median_rmse'][target]:.3f}; "

@@ -212,6 +212,11 @@ class Atlas:
 
         return self.load_table("survey", CATALOG_FILE)
 
+    def prediction_floors(self) -> dict[str, float]:
+        """Per property, the scatter no model can predict from the images (mock surveys; see
+        :meth:`galaxyml.data.survey.Survey.prediction_floors`)."""
+        return self.survey().prediction_floors() if self.ready("survey") else {}
+
     def survey_meta(self) -> dict[str, Any]:
         from galaxyml.data.survey import META_FILE
 

@@ -39,7 +39,7 @@ def sfnet_section(model: str) -> None:
     unit = units.get(target, "dex")
     label = axis_label(target, unit)
     score = met["test"][target]
-    floor = score.get("floor")
+    floor = loaders.prediction_floors(atlas).get(target) or score.get("floor")
     k = met["k"]
     cols = st.columns(6)
     cols[0].metric("Test RMSE", f"{score['rmse']:.3f}", help=f"{score['n']:,} held-out galaxies [{unit}]")
@@ -48,7 +48,7 @@ def sfnet_section(model: str) -> None:
     cols[3].metric("Baseline RMSE", f"{met['baseline_median_rmse'][target]:.3f}",
                    help="RMSE of predicting the training median for every galaxy")
     if floor:
-        cols[4].metric("RMSE / floor", f"{score['rmse_over_floor']:.2f}",
+        cols[4].metric("RMSE / floor", f"{score['rmse'] / floor:.2f}",
                        help=f"Floor = the scatter injected around the relation ({floor:g} {unit}): the error left by a model "
                             "that recovers the relation exactly from the images")
     cols[5].metric("Active features k", "all" if k == 0 else str(k), help=f"{met['n_features']} features in the layer")

@@ -186,3 +186,11 @@ def test_n2_floor_is_the_scatter_of_n2_around_its_mean_relation():
     floor = mock_meta(cfg, cat)["prediction_floors"]["n2"]
     assert floor == pytest.approx(scatter, rel=0.05)
     assert floor < 0.9 * cfg.metallicity_scatter_dex / 0.57  # the conversion compresses the scale
+
+
+def test_a_survey_written_with_the_old_n2_floor_reads_the_propagated_one():
+    survey = make_mock_survey(MockConfig(n_galaxies=400, seed=4))
+    right = survey.prediction_floors()["n2"]
+    survey.meta["prediction_floors"]["n2"] = 0.1 / 0.57  # what surveys recorded before the conversion was used
+    assert survey.prediction_floors()["n2"] == pytest.approx(right)
+    assert right < 0.9 * 0.1 / 0.57 and survey.prediction_floors()["oh_12"] == 0.1

@@ -51,6 +51,11 @@ def catalog(atlas: Atlas) -> pd.DataFrame:
     return _cached(atlas, "catalog", ("survey",))
 
 
+def prediction_floors(atlas: Atlas) -> dict[str, float]:
+    """Per property, the scatter no model can predict from the images (mock surveys)."""
+    return _cached(atlas, "prediction_floors", ("survey",))
+
+
 def embeddings(atlas: Atlas) -> np.ndarray:
     """(N, D) float32 memmap of the galaxy embeddings."""
     return _cached(atlas, "embeddings", ("embeddings",))

@@ -30,7 +30,7 @@ def survey_view(atlas: Atlas) -> None:
     column = st.selectbox("Property histogram", numeric, index=default)
     st.plotly_chart(histogram_figure(cat, column, units.get(column, "")), width="stretch")
     if {"log_mstar", "oh_12", "log_sfr", "r50_kpc", "quenched"} <= set(cat.columns):
-        floors = meta.get("prediction_floors", {})
+        floors = loaders.prediction_floors(atlas)
         st.plotly_chart(relations_figure(cat), width="stretch")
         legend = ("Blue: star-forming galaxies (size-mass: late types, B/T ≤ 0.5); red: quenched galaxies "
                   "(size-mass: early types); orange: AGN. White lines: the relations the mock draws from "

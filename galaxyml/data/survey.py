@@ -82,6 +82,19 @@ class Survey:
         skip = {"galaxy_id", "ra", "dec"}
         return [c for c in self.catalog.columns if c not in skip and pd.api.types.is_numeric_dtype(self.catalog[c])]
 
+    def prediction_floors(self) -> dict[str, float]:
+        """Per property, the scatter no model can predict from the images (mock surveys; empty
+        otherwise). N2's is derived from the catalog's metallicities (see
+        :func:`galaxyml.data.mock.survey.n2_floor`), so a survey written before that propagation reads
+        right too."""
+        floors = dict(self.meta.get("prediction_floors", {}))
+        scatter = self.meta.get("config", {}).get("metallicity_scatter_dex")
+        if self.is_mock and "n2" in floors and scatter is not None and {"oh_12", "agn"} <= set(self.catalog):
+            from galaxyml.data.mock.survey import n2_floor
+
+            floors["n2"] = n2_floor(scatter, self.catalog)
+        return floors
+
     def vote_columns(self) -> list[str]:
         """The Galaxy Zoo vote-fraction columns: those the survey's metadata lists (the mock and Hugging
         Face sources record them), else every column named ``<question>_<answer>_fraction``."""

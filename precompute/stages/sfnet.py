@@ -169,7 +169,7 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
                  else f"a test share of {cfg.test_fraction:g} (sfnet_{kind}.test_fraction)")
         raise ValueError(f"{len(train_idx)} training and {len(test_idx)} test galaxies have a finite "
                          f"{', '.join(targets)} with {where}; at least 20 and 2 are needed")
-    floors = survey.meta.get("prediction_floors", {})
+    floors = survey.prediction_floors()
     n_imgs = len(survey)
     norm = training_normalisation(survey.images, survey.bands, train_idx, cfg.seed)
     sweep: list[dict] = []

@@ -56,7 +56,7 @@ class SurveyConfig(MockConfig):
             raise ValueError(f"survey.test_fraction must be in (0, 0.9), got {self.test_fraction}")
 
 
-@register("survey", SurveyConfig, version=4)
+@register("survey", SurveyConfig, version=3)
 def build_survey(ctx: StageContext) -> dict:
     """Generate the mock survey, or read a local dataset, into the stage folder."""
     cfg = ctx.cfg

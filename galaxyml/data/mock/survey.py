@@ -20,17 +20,17 @@ from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey
 ProgressFn = Callable[[int, int, str], None]
 
 
-def n2_floor(cfg: MockConfig, catalog: pd.DataFrame) -> float:
+def n2_floor(metallicity_scatter_dex: float, catalog: pd.DataFrame) -> float:
     """Scatter of N2 from the metallicity scatter, through the T04 -> PP04 conversion and the
     Pettini & Pagel (2004) N2 relation: sigma_OH / 0.57 times the RMS over the star-forming
     galaxies of d PP04 / d T04 (the conversion compresses the scale, by about 0.7 on the demo)."""
     oh = catalog["oh_12"].to_numpy(np.float64)
     oh = oh[np.isfinite(oh) & (catalog["agn"].to_numpy() == 0)]
     if not len(oh):
-        return cfg.metallicity_scatter_dex / 0.57
+        return metallicity_scatter_dex / 0.57
     h = 1e-3
     slope = (relations.t04_to_pp04(oh + h) - relations.t04_to_pp04(oh - h)) / (2 * h)
-    return float(cfg.metallicity_scatter_dex / 0.57 * np.sqrt(np.mean(slope**2)))
+    return float(metallicity_scatter_dex / 0.57 * np.sqrt(np.mean(slope**2)))
 
 
 def mock_meta(cfg: MockConfig, catalog: pd.DataFrame) -> dict:
@@ -52,7 +52,7 @@ def mock_meta(cfg: MockConfig, catalog: pd.DataFrame) -> dict:
         "vote_columns": list(VOTE_COLUMNS),
         "prediction_floors": {
             "oh_12": cfg.metallicity_scatter_dex,
-            "n2": n2_floor(cfg, catalog),
+            "n2": n2_floor(cfg.metallicity_scatter_dex, catalog),
             "log_sfr": cfg.main_sequence_scatter_dex,
             "log_ssfr": cfg.main_sequence_scatter_dex,
         },
