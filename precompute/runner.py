@@ -162,11 +162,13 @@ def run_pipeline(
     """Build ``stages`` into ``home/run``, skipping those whose hash is unchanged.
 
     Stages named in ``on_demand`` are built only when another stage reads them (``--only`` uses this,
-    so that an optional input nothing reads in this build is left as it was).
+    so that an optional input nothing reads in this build is left as it was). A stage rebuilt with other
+    outputs than before (``force``) has the stages that read it rebuilt as well.
 
     Raises :class:`precompute.lock.BuildLocked` if another process builds this run,
     :class:`StageFailed` if a stage raises, :class:`BuildCancelled` on SIGTERM/SIGINT.
     """
+    on_demand = frozenset(on_demand) - set(force)  # a stage asked for by name is built
     run_dir = prepare_run_dir(home, run)
     lock.acquire(run_dir, preset=preset)
     restore_signals = _install_signal_handlers()
@@ -192,6 +194,7 @@ def run_pipeline(
         # Deferred stages are built after the rest unless read sooner; on-demand ones only if read.
         pending = [n for n, st in stages.items() if st.deferred or n in on_demand]
         built: set[str] = set()  # applicable stages that are ready in this build
+        changed: set[str] = set()  # stages rebuilt here with other outputs: what reads them is rebuilt too
         read_sets: dict[str, set[str]] = {}  # what each stage with ``reads`` reads in this build
         count = iter(range(1, len(stages) + 1))
         total = len(stages) - len(on_demand & stages.keys())  # grows if one is read
@@ -205,7 +208,7 @@ def run_pipeline(
                 hashes = stage_hashes(stages, configs, read_sets)
             h = hashes[name]
             entry = manifest["stages"].get(name, {})
-            if name not in force and entry.get("hash") == h["hash"] and (
+            if name not in force and not (reads & changed) and entry.get("hash") == h["hash"] and (
                     entry.get("not_applicable") or stage_is_ready(run_dir, manifest, name)):
                 result.actions[name] = "skipped"
                 if not entry.get("not_applicable"):
@@ -227,6 +230,7 @@ def run_pipeline(
             absent |= set(pending)  # deferred and not read: not built yet in this build
             emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({next(count)}/{total})")
             # The old entry goes first, so no loader ever pairs it with a half-replaced folder.
+            old_files = manifest["stages"].get(name, {}).get("files")
             if manifest["stages"].pop(name, None) is not None:
                 save_manifest(run_dir, manifest)
             tmp = run_dir / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
@@ -263,6 +267,8 @@ def run_pipeline(
             }
             save_manifest(run_dir, manifest)
             built.add(name)
+            if manifest["stages"][name]["files"] != old_files:  # a rebuild with new outputs (say --force on a GPU)
+                changed.add(name)
             result.actions[name], result.seconds[name] = "ran", seconds
             emit("stage_done", stage=name, step=1, total=1, message=f"{name}: done in {seconds:.1f} s", seconds=seconds, metrics=metrics)
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import toy_stages
@@ -273,3 +274,26 @@ def test_only_features_leaves_out_the_embedding_network_it_does_not_read(source,
     configs = resolve_configs(stages, read_preset("demo"), [f"embeddings.source={source}"])
     assert {"zoobot", "encoder"} <= set(stages)
     assert on_demand_stages(stages, ["features"], configs) == left_out
+
+
+def test_force_rebuilds_what_reads_a_stage_only_when_its_outputs_change(tmp_path, monkeypatch):
+    stages = toy_stages.toy_stages()
+    configs = resolve_configs(stages, {}, [])
+    run_pipeline(tmp_path, "f", stages, configs, preset="toy")
+    toy_stages.CALLS.clear()
+    result = run_pipeline(tmp_path, "f", stages, configs, preset="toy", force=("a",))
+    assert toy_stages.CALLS == ["a"] and result.actions["b"] == "skipped"  # the same outputs: b still holds
+    monkeypatch.setattr(toy_stages, "A_OFFSET", [1.0])
+    toy_stages.CALLS.clear()
+    run_pipeline(tmp_path, "f", stages, configs, preset="toy", force=("a",))
+    assert toy_stages.CALLS == ["a", "b"]  # new outputs: b is rebuilt from them
+    b = Atlas.open(tmp_path / "f")
+    assert b.metrics("b")["sum"] == pytest.approx(2.0 * (np.arange(10) + 1.0).sum())
+
+
+def test_a_stage_named_by_force_is_built_even_if_only_on_demand(tmp_path):
+    stages = toy_stages.deferred_stages()
+    configs = resolve_configs(stages, {}, [])
+    toy_stages.CALLS.clear()
+    result = run_pipeline(tmp_path, "fd", stages, configs, preset="toy", on_demand=frozenset({"d"}), force=("d",))
+    assert "d" in toy_stages.CALLS and result.actions["d"] == "ran"

@@ -1,7 +1,7 @@
 """Cached loaders: thin Streamlit caches over the readers of :mod:`galaxyml.atlas`.
 
 Resources (opened atlas, memmaps, FAISS index) are shared with ``st.cache_resource``. Each is
-keyed by the hash of the stage it comes from (or the manifest's modification time for the atlas
+keyed by the hash and finish time of the stage it comes from (or the manifest's modification time for the atlas
 itself), so a rebuilt stage shows up without restarting the app.
 """
 
@@ -36,8 +36,14 @@ def _resource(path: str, reader: str, key: str, *args: Any) -> Any:
     return getattr(Atlas.open(path), reader)(*args)
 
 
+def _stamp(atlas: Atlas, *stages: str) -> str:
+    """Cache key of what ``stages`` hold: their hashes and finish times (a forced rebuild keeps the hash)."""
+    entries = [atlas.manifest["stages"].get(s, {}) for s in stages]
+    return "/".join(f"{e.get('hash', '')}@{e.get('finished', '')}" for e in entries)
+
+
 def _cached(atlas: Atlas, reader: str, stages: tuple[str, ...], *args: Any) -> Any:
-    key = "/".join(atlas.manifest["stages"].get(s, {}).get("hash", "") for s in stages)
+    key = _stamp(atlas, *stages)
     return _resource(str(atlas.path), reader, key, *args)
 
 
@@ -103,7 +109,7 @@ def _vote_predictor(path: str, key: str):
 def vote_effects(atlas: Atlas, model: str, feature: int) -> pd.DataFrame:
     """Change of each predicted vote fraction caused by a feature on its top galaxies
     (see :func:`galaxyml.effects.vote_effects`)."""
-    key = atlas.manifest["stages"].get("zoobot", {}).get("hash", "")
+    key = _stamp(atlas, "zoobot")
     return effects.vote_effects(atlas, model, feature, fs=feature_set(atlas, model),
                                 directions=feature_directions(atlas, model),
                                 predictor=_vote_predictor(str(atlas.path), key))
@@ -127,7 +133,7 @@ def _galaxy_rows(path: str, key: str) -> dict[str, int]:
 
 def galaxy_rows(atlas: Atlas) -> dict[str, int]:
     """galaxy_id -> survey row (shared: treat as read-only)."""
-    return _galaxy_rows(str(atlas.path), atlas.manifest["stages"].get("survey", {}).get("hash", ""))
+    return _galaxy_rows(str(atlas.path), _stamp(atlas, "survey"))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -138,4 +144,4 @@ def _continuous_columns(path: str, key: str) -> list[str]:
 
 def continuous_columns(atlas: Atlas) -> list[str]:
     """Numeric catalog columns with more than five distinct values."""
-    return _continuous_columns(str(atlas.path), atlas.manifest["stages"].get("survey", {}).get("hash", ""))
+    return _continuous_columns(str(atlas.path), _stamp(atlas, "survey"))
