@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,13 @@ class FeatureSet:
     @property
     def n_features(self) -> int:
         return len(self.stats)
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """(M,) automatic label of every feature ("" where the summary has none)."""
+        if "label" in self.stats:
+            return self.stats["label"].fillna("").to_numpy(str)
+        return np.full(self.n_features, "")
 
     def check_feature(self, feature: int) -> int:
         if not 0 <= feature < self.n_features:

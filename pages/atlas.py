@@ -71,7 +71,7 @@ except (ValueError, IndexError):
 order = stats["feature"].tolist()
 if feature not in order:
     order = [feature, *order]
-label = fs.stats["label"] if "label" in fs.stats else pd.Series([""] * fs.n_features)
+label = fs.labels
 pc = (lambda f: f" · PC{f // 2 + 1} ({'+' if f % 2 == 0 else '−'})") if model == "pca" else (lambda f: "")
 names = {int(r.feature): f"#{r.feature}{pc(r.feature)} · density {r.density:.2%}" + (" · dead" if r.dead else "")
          + (f" · {label[r.feature]}" if label[r.feature] else "") for r in fs.stats.itertuples()}
@@ -178,7 +178,7 @@ if len(gal):
     left.dataframe(pd.DataFrame({"property": record.index, "value": shown,
                                  "unit": [units.get(k, "") for k in record.index]}), hide_index=True, height=300)
     active = fs.features_of(g)
-    active["label"] = label.to_numpy()[active["feature"]]
+    active["label"] = label[active["feature"].to_numpy()]
     active["link"] = [feature_link(atlas.name, model, f) for f in active["feature"]]
     right.markdown(f"**{len(active)} features fire on this galaxy**")
     right.dataframe(active, hide_index=True, width="stretch",

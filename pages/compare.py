@@ -124,10 +124,9 @@ if all(sets[m].rho is not None for m in models):
     cols[0].image(np.asarray(thumbs[g]), caption=galaxy_id, width=128)
     for col, m in zip(cols[1:], models):
         active = sets[m].features_of(g).head(6)
-        labels = sets[m].stats["label"] if "label" in sets[m].stats else None
+        labels = sets[m].labels
         col.markdown(f"**{NAMES[m]}**: its {len(active)} strongest features\n\n" + "\n".join(
-            f"- [#{f}]({feature_link(atlas.name, m, int(f))}) {a:.3g}" + (f" · {labels[int(f)]}" if labels is not None
-                                                                              else "")
+            f"- [#{f}]({feature_link(atlas.name, m, int(f))}) {a:.3g}" + (f" · {labels[f]}" if labels[f] else "")
             for f, a in zip(active["feature"], active["activation"])))
     st.caption("The same embedding read by each model: the features that fire on this galaxy, strongest first, "
                "with their activations and labels.")

@@ -129,8 +129,7 @@ def sfnet_section(model: str) -> None:
     active["contribution"] = active["activation"] * weights[j, active["feature"].to_numpy()]
     active = active.reindex(active["contribution"].abs().sort_values(ascending=False).index)
     active["open"] = [feature_link(atlas.name, model, f) for f in active["feature"]]
-    labels = fs.stats["label"].to_numpy() if "label" in fs.stats else np.full(fs.n_features, "")
-    active["label"] = labels[active["feature"].to_numpy()]
+    active["label"] = fs.labels[active["feature"].to_numpy()]
     left, right = st.columns([1, 2])
     left.image(np.asarray(thumbs[g]), caption=galaxy_id, width=192)
     truth = table[f"true_{target}"].iloc[g]

@@ -22,8 +22,7 @@ def neighbour_links(title: str, features: np.ndarray, values: np.ndarray | None,
         if f < 0:
             continue
         extra = f" (cos {values[j]:.2f})" if values is not None else ""
-        label = fs.stats.loc[int(f), "label"] if "label" in fs.stats else ""
-        lines.append(f"- [#{int(f)}]({feature_link(run, model, int(f))}){extra} · {label}")
+        lines.append(f"- [#{int(f)}]({feature_link(run, model, int(f))}){extra} · {fs.labels[int(f)]}")
     st.markdown("\n".join(lines) or "none")
 
 
