@@ -89,7 +89,9 @@ if atlas.ready("sae"):
                        help="Huber loss of next-patch regression on held-out galaxies")
     cols[1].metric("SAE latents", f"{sae['n_latents']:,}", help=f"TopK sparse autoencoder on the embeddings of the "
                                                                   f"{atlas.embeddings_source()}")
-    cols[2].metric("SAE FVU", f"{sae['fvu']:.3g}", help="Fraction of variance of the embeddings left unexplained")
+    cols[2].metric("SAE FVU", f"{sae['fvu']:.3g}",
+                   help="Fraction of variance of the embeddings left unexplained, on the held-out galaxies"
+                        + (f" (training galaxies: {sae['fvu_train']:.3g})" if "fvu_train" in sae else ""))
     cols[3].metric("L0", f"{sae['l0']:.0f}", help="Active latents per galaxy")
     cols[4].metric("Dead latents", f"{sae['dead_fraction']:.1%}", help="Latents that fire on no galaxy of the survey")
 
@@ -106,8 +108,10 @@ if sfnets:
             floor = f"{score['rmse'] / floor:.2f}× floor" if floor else None
             cols[i % 4].metric(f"{target} test RMSE, k = {met['k'] or 'all'}", f"{score['rmse']:.3f}", delta=floor,
                                delta_color="off", delta_arrow="off",
-                               help=f"Median-baseline RMSE {met['baseline_median_rmse'][target]:.3f}; "
-                                    f"{met['n_test']:,} held-out galaxies")
+                               help=f"Median-baseline RMSE {met['baseline_median_rmse'][target]:.3f}"
+                                    + (f", photometric baseline {met['photometric_baseline'][target]['rmse']:.3f}"
+                                       if "photometric_baseline" in met else "")
+                                    + f"; {met['n_test']:,} test galaxies")
             i += 1
 
 if atlas.ready("survey"):

@@ -33,27 +33,42 @@ from sklearn.decomposition import PCA  # noqa: E402
 from galaxyml import interpret  # noqa: E402
 from galaxyml.atlas import Atlas, home  # noqa: E402
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE  # noqa: E402
-from precompute.stages.features import TRUTH_FACTORS, property_table  # noqa: E402
-from precompute.stages.matryoshka import MatryoshkaConfig  # noqa: E402
+from precompute.stages.features import TRUTH_FACTORS, held_out_sample, property_table  # noqa: E402
+from precompute.stages.matryoshka import MatryoshkaConfig, scaled_groups  # noqa: E402
 from precompute.stages.sae import (  # noqa: E402
-    SAEConfig, encode_all, fit_sparse_coder, input_scale, start_at_mean,
+    SAEConfig, encode_all, fit_sparse_coder, input_scale, latents_for_survey, start_at_mean,
 )
 
 
-def pca_halves(x: np.ndarray, k: int) -> np.ndarray:
-    """The PCA baseline's features: +PC_i and -PC_i of the first k components (as the ``pca`` stage)."""
-    p = PCA(n_components=k).fit_transform(x)
-    return np.concatenate([np.maximum(p, 0), np.maximum(-p, 0)], 1).astype(np.float32)
+def pca_halves(x: np.ndarray, k: int, train: np.ndarray) -> tuple[np.ndarray, float]:
+    """The PCA baseline's features (+PC_i and -PC_i of the first k components, as the ``pca`` stage), fitted
+    on the rows ``train``, and its FVU on the other rows."""
+    pca = PCA(n_components=k).fit(x[train])
+    p = pca.transform(x)
+    held = np.setdiff1d(np.arange(len(x)), train)
+    recon = pca.inverse_transform(p[held])
+    fvu = ((x[held] - recon) ** 2).sum() / ((x[held] - x[held].mean(0)) ** 2).sum()
+    return np.concatenate([np.maximum(p, 0), np.maximum(-p, 0)], 1).astype(np.float32), float(fvu)
 
 
-def train(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, seed: int) -> tuple[np.ndarray, float]:
-    """Dense activations (N, M) of a freshly trained ``sae`` and its FVU over all galaxies."""
-    start_at_mean(sae, x, scale)
+def train(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, seed: int, rows: np.ndarray) -> tuple[np.ndarray, float]:
+    """Dense activations (N, M) of a freshly trained ``sae`` (fitted on ``rows``) and its FVU on the others."""
+    start_at_mean(sae, x[rows], scale)
     ctx = SimpleNamespace(name="bench", progress=lambda *a: None)
-    fit_sparse_coder(sae, x, scale, cfg, np.random.default_rng(seed), ctx)
+    fit_sparse_coder(sae, x, scale, cfg, np.random.default_rng(seed), ctx, rows)
     sae.eval()
-    idx, val, fvus = encode_all(sae, x, scale)
-    return interpret.dense_activations(idx, val, sae.n_latents), fvus[-1]
+    mask = np.zeros(len(x), bool)
+    mask[rows] = True
+    idx, val, fvu = encode_all(sae, x, scale, mask)
+    return interpret.dense_activations(idx, val, sae.n_latents), fvu["held_out"][-1]
+
+
+def best_rho(acts: np.ndarray, props: pd.DataFrame, sample: np.ndarray, select: np.ndarray) -> pd.Series:
+    """Per property, |rho| on the scoring galaxies of the feature chosen on the selecting ones."""
+    a, pr = acts[sample], props.iloc[sample].reset_index(drop=True)
+    table = interpret.best_by_property(interpret.spearman_matrix(a[select], pr[select].reset_index(drop=True)),
+                                       interpret.spearman_matrix(a[~select], pr[~select].reset_index(drop=True)))
+    return table.set_index("property")["rho"].abs()
 
 
 def main() -> None:
@@ -81,19 +96,24 @@ def main() -> None:
         raise SystemExit(f"error: embeddings of shape {x.shape}, but the atlas has {len(survey):,} galaxies")
     props = property_table(survey)
     factors = [f for f in TRUTH_FACTORS if f in survey.catalog] if survey.is_mock else []
-    truth = survey.catalog[factors].reset_index(drop=True)
+    split = survey.split()
+    sample, select = held_out_sample(survey, 20000, 0)  # features chosen on validation, scored on test galaxies
+    truth = survey.catalog[factors].iloc[sample].reset_index(drop=True)
     stages = atlas.manifest["stages"]  # the settings the atlas was built with
     sae_cfg = SAEConfig(**{k: v for k, v in stages["sae"]["config"].items() if k in SAEConfig.__dataclass_fields__})
     sae_cfg = dataclasses.replace(sae_cfg, epochs=args.epochs or stages["sae"]["metrics"]["epochs"],
                                   **{k: v for k, v in (("k", args.k), ("expansion", args.expansion),
                                                      ("input_norm", args.input_norm)) if v})
-    scale = input_scale(x.astype(np.float64), sae_cfg.input_norm)
-    pca_rho = interpret.spearman_matrix(pca_halves(x / scale, sae_cfg.k), props).abs().max(axis=0)
-    pca_fvu = 1 - PCA(n_components=sae_cfg.k).fit(x / scale).explained_variance_ratio_.sum()
-    print(f"atlas '{args.run}': {len(x):,} galaxies, d = {x.shape[1]}, {props.shape[1]} properties; "
-          f"k = {sae_cfg.k}, {sae_cfg.expansion * x.shape[1]} latents, {sae_cfg.epochs} epochs; "
-          f"PCA-{sae_cfg.k} FVU {pca_fvu:.5f}")
-    models = {"TopK": lambda: TopKSAE(x.shape[1], sae_cfg.expansion * x.shape[1], sae_cfg.k)}
+    scale = input_scale(x[split.train].astype(np.float64), sae_cfg.input_norm)
+    pca_acts, pca_fvu = pca_halves(x / scale, sae_cfg.k, split.train)
+    pca_rho = best_rho(pca_acts, props, sample, select)
+    print(f"atlas '{args.run}': {len(x):,} galaxies ({split.describe()}), d = {x.shape[1]}, {props.shape[1]} "
+          f"properties; k = {sae_cfg.k}, {sae_cfg.expansion * x.shape[1]} latents, {sae_cfg.epochs} epochs; "
+          f"PCA-{sae_cfg.k} held-out FVU {pca_fvu:.5f}. Fitted on the train split; FVU on the held-out galaxies; "
+          f"best features chosen on {int(select.sum())} validation and scored on {int((~select).sum())} test galaxies")
+    n_latents = latents_for_survey(sae_cfg.expansion * x.shape[1], len(split.train), sae_cfg.k,
+                                   sae_cfg.galaxies_per_latent)
+    models = {"TopK": lambda: TopKSAE(x.shape[1], n_latents, sae_cfg.k)}
     configs = {"TopK": sae_cfg}
     if args.matryoshka:
         m_raw = stages["matryoshka"]["config"]
@@ -101,7 +121,7 @@ def main() -> None:
                                     if k in MatryoshkaConfig.__dataclass_fields__})
         m_cfg = dataclasses.replace(m_cfg, epochs=sae_cfg.epochs, k=sae_cfg.k,
                                     group_sizes=args.groups or m_cfg.group_sizes)
-        models["Matryoshka"] = lambda: MatryoshkaSAE(x.shape[1], m_cfg.group_sizes, m_cfg.k)
+        models["Matryoshka"] = lambda: MatryoshkaSAE(x.shape[1], scaled_groups(m_cfg, len(split.train)), m_cfg.k)
         configs["Matryoshka"] = m_cfg
     rows, margins = [], []
     for name, make in models.items():
@@ -109,13 +129,14 @@ def main() -> None:
             t0 = time.time()
             cfg = dataclasses.replace(configs[name], seed=seed)
             torch.manual_seed(seed)
-            acts, fvu = train(make(), x, scale, cfg, seed)
-            rho = interpret.spearman_matrix(acts, props).abs().max(axis=0)
+            acts, fvu = train(make(), x, scale, cfg, seed, split.train)
+            rho = best_rho(acts, props, sample, select)
             row = {"model": name, "seed": seed, "fvu": fvu, "dead": float((acts.max(0) <= 0).mean()),
                    "beats_pca": float((rho > pca_rho).mean())}
             margins.append((rho - pca_rho).rename((name, seed)))
             if factors:
-                row.update({r.factor: r.auroc for r in interpret.truth_alignment(acts, truth).itertuples()})
+                table = interpret.truth_alignment(acts[sample], truth, select)
+                row.update({r.factor: r.auroc for r in table.itertuples()})
             rows.append(row)
             print(f"{name:>10} seed {seed}: FVU {fvu:.5f}  dead {row['dead']:.1%}  beats PCA on {row['beats_pca']:.1%}"
                   f" of properties  ({time.time() - t0:.0f} s)", flush=True)

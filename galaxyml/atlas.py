@@ -212,6 +212,12 @@ class Atlas:
 
         return self.load_table("survey", CATALOG_FILE)
 
+    def split(self):
+        """The survey's train / validation / test split (:class:`galaxyml.data.split.Split`)."""
+        from galaxyml.data.split import survey_split
+
+        return survey_split(self.catalog())
+
     def prediction_floors(self) -> dict[str, float]:
         """Per property, the scatter no model can predict from the images (mock surveys; see
         :meth:`galaxyml.data.survey.Survey.prediction_floors`)."""

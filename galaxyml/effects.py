@@ -5,7 +5,9 @@ stage), the network's head reads them directly, so each feature of a model fitte
 embeddings (TopK SAE, Matryoshka SAE, PCA) can be removed from a galaxy's embedding and the
 predicted vote fractions read again (:func:`galaxyml.interpret.ablation_effects`). The mean change
 over the feature's top galaxies says which answers the feature raises or lowers: a causal
-counterpart to its correlations with the catalog.
+counterpart to its correlations with the catalog. The galaxies are the feature's strongest among the
+held-out ones (validation and test splits): the vote network never trained on them, so its answers
+there are not its memory of their votes.
 """
 
 from __future__ import annotations
@@ -40,17 +42,29 @@ def vote_predictor(atlas: Atlas) -> tuple[Callable[[np.ndarray], np.ndarray], li
     return predict, list(schema.columns)
 
 
+def held_out_top(fs: FeatureSet, feature: int, held_out: np.ndarray, n: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` held-out galaxies (row numbers among ``held_out``) on which ``feature`` is strongest, and
+    their activations (strongest first; only active galaxies)."""
+    acts = fs.activations(feature)[held_out]
+    order = np.argsort(-acts, kind="stable")[:n]
+    order = order[acts[order] > 0]
+    return held_out[order], acts[order]
+
+
 def vote_effects(atlas: Atlas, model: str, feature: int, fs: FeatureSet | None = None,
                  directions: np.ndarray | None = None,
-                 predictor: tuple[Callable[[np.ndarray], np.ndarray], list[str]] | None = None) -> pd.DataFrame:
-    """Mean change of every predicted vote fraction over the feature's top galaxies caused by the
-    feature: the predictions with it minus those with it removed from their embeddings (columns
+                 predictor: tuple[Callable[[np.ndarray], np.ndarray], list[str]] | None = None,
+                 held_out: np.ndarray | None = None) -> pd.DataFrame:
+    """Mean change of every predicted vote fraction over the feature's top held-out galaxies caused by
+    the feature: the predictions with it minus those with it removed from their embeddings (columns
     ``answer``, ``delta``; strongest first). A caller that caches them may pass the model's
-    :class:`FeatureSet`, its :meth:`Atlas.feature_directions` and the :func:`vote_predictor`."""
+    :class:`FeatureSet`, its :meth:`Atlas.feature_directions`, the :func:`vote_predictor` and the
+    held-out rows (:meth:`Atlas.split`)."""
     if not has_vote_effects(atlas, model):
         raise ValueError(f"the features of '{model}' are not read by this atlas's vote network (its embeddings "
                          f"come from the {atlas.embeddings_source()})")
-    galaxies, acts = (fs or atlas.feature_set(model)).top(feature)
+    held_out = atlas.split().held_out if held_out is None else held_out
+    galaxies, acts = held_out_top(fs or atlas.feature_set(model), feature, held_out)
     predict, columns = predictor or vote_predictor(atlas)
     d = (atlas.feature_directions(model) if directions is None else directions)[feature]
     if not len(galaxies):

@@ -170,7 +170,24 @@ class FeatureSet:
     random_examples: np.ndarray | None = None
     """(M, 12) random galaxies on which the feature is active (-1 padding)."""
     truth_alignment: pd.DataFrame | None = None
-    """Best feature and AUROC per generating factor (mock surveys)."""
+    """Best feature and AUROC per generating factor (mock surveys): chosen on the validation galaxies,
+    AUROC on the test galaxies (``auroc_select`` on the choosing ones)."""
+    best_by_property: pd.DataFrame | None = None
+    """Per property, the feature with the largest |rho| on the validation galaxies and its rho on the test
+    galaxies (``property``, ``feature``, ``rho_select``, ``rho``)."""
+
+    def best_abs_rho(self) -> pd.Series | None:
+        """Per property, the held-out |rho| of the feature chosen for it on other galaxies (an atlas built
+        before that choice was recorded: the in-sample maximum over features)."""
+        if self.best_by_property is not None:
+            return self.best_by_property.set_index("property")["rho"].abs()
+        return None if self.rho is None else self.rho.abs().max(axis=0)
+
+    def best_feature_for(self, prop: str) -> int:
+        """The feature chosen for a property (on the validation galaxies, when the atlas records it)."""
+        if self.best_by_property is not None:
+            return int(self.best_by_property.set_index("property").loc[prop, "feature"])
+        return int(self.rho[prop].abs().idxmax())
 
     @classmethod
     def load(cls, atlas, model: str = "sae") -> "FeatureSet":
@@ -201,6 +218,7 @@ class FeatureSet:
             quantile_examples=optional("quantile_examples.npy"),
             random_examples=optional("random_examples.npy"),
             truth_alignment=table("truth_alignment.parquet"),
+            best_by_property=table("best_by_property.parquet"),
         )
 
     @property

@@ -80,21 +80,41 @@ def auroc_matrix(acts: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (ranks[labels].sum(0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def truth_alignment(acts: np.ndarray, truth: pd.DataFrame) -> pd.DataFrame:
+def truth_alignment(acts: np.ndarray, truth: pd.DataFrame, select: np.ndarray | None = None) -> pd.DataFrame:
     """For each binary truth factor: the best single feature and its AUROC.
 
     A feature can align with a factor through its absence, so AUROC below 0.5 counts as 1 - AUROC.
+    With ``select`` (a boolean mask over the rows), the best feature and its direction are chosen on the
+    selected rows and its AUROC is reported on the others (``auroc``), the choosing rows' beside it
+    (``auroc_select``): the best of many features scored on the rows that chose it reads too high.
     """
     rows = []
+    sel = np.ones(len(acts), bool) if select is None else np.asarray(select, bool)
+    score_rows = sel if select is None else ~sel
     for factor in truth.columns:
-        auc = auroc_matrix(acts, truth[factor].to_numpy() > 0)
+        labels = truth[factor].to_numpy() > 0
+        auc = auroc_matrix(acts[sel], labels[sel])
         if np.all(np.isnan(auc)):
             continue
         score = np.maximum(auc, 1 - auc)
         best = int(np.nanargmax(score))
-        rows.append({"factor": factor, "feature": best, "auroc": float(score[best]),
-                     "direction": "high" if auc[best] >= 0.5 else "low"})
+        high = auc[best] >= 0.5
+        held = auroc_matrix(acts[score_rows][:, [best]], labels[score_rows])[0]
+        if np.isnan(held):
+            continue
+        rows.append({"factor": factor, "feature": best, "auroc": float(held if high else 1 - held),
+                     "auroc_select": float(score[best]), "direction": "high" if high else "low",
+                     "n_positive": int(labels[score_rows].sum()), "n": int(score_rows.sum())})
     return pd.DataFrame(rows)
+
+
+def best_by_property(rho_select: pd.DataFrame, rho_score: pd.DataFrame) -> pd.DataFrame:
+    """Per property, the feature with the largest |rho| on the choosing rows (``rho_select``) and its
+    rho on the scoring rows (``rho_score``, same shape): an unbiased "best feature for a property"."""
+    best = np.abs(rho_select.to_numpy()).argmax(0)
+    cols = np.arange(rho_select.shape[1])
+    return pd.DataFrame({"property": rho_select.columns, "feature": best,
+                         "rho_select": rho_select.to_numpy()[best, cols], "rho": rho_score.to_numpy()[best, cols]})
 
 
 def labels_from_correlations(rho: pd.DataFrame, n_terms: int = 2, min_abs_rho: float = 0.3,

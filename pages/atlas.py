@@ -49,7 +49,7 @@ prop = property_for_query(query, list(fs.rho.columns)) if query and fs.rho is no
 text = search_text(query)
 if prop:
     stats = stats.assign(_r=fs.rho[prop].abs().to_numpy()[stats["feature"]]).sort_values("_r", ascending=False)
-    st.caption(f"Features sorted by |Spearman ρ| with **{prop}**.")
+    st.caption(f"Features sorted by |Spearman ρ| with **{prop}** on the held-out galaxies.")
 elif text and "label" in stats:
     stats = stats[stats["label"].str.contains(text, case=False, regex=False)
                   | stats["best_property"].str.contains(text, case=False, regex=False)]
@@ -91,8 +91,11 @@ cols[1].metric("Active on", f"{int(row.n_active):,}")
 cols[2].metric("Max activation", f"{row.max_activation:.3g}")
 cols[3].metric("Mean when active", f"{row.mean_when_active:.3g}")
 if "max_abs_rho" in row:
-    cols[4].metric("Max |ρ|", f"{row.max_abs_rho:.2f}", help=f"Strongest Spearman correlation: {row.best_property}")
-    cols[5].metric("Novelty", f"{row.novelty:.2f}", help="1 − R² of the activation regressed on all properties")
+    cols[4].metric("Best |ρ|", f"{row.max_abs_rho:.2f}",
+                   help=f"Spearman correlation with {row.best_property or 'no property'}, the property this feature "
+                        "correlates with most on the validation galaxies, measured on the test galaxies")
+    cols[5].metric("Novelty", f"{row.novelty:.2f}", help="1 − R² of the activation regressed on all properties, "
+                                                          "on the held-out (validation and test) galaxies")
 if model.startswith("sfnet"):
     weights, _, targets = loaders.sfnet_head(atlas, model)
     st.caption("Head weight" + ("s" if len(targets) > 1 else "") + ": " + ", ".join(
@@ -140,8 +143,14 @@ with corr:
 if has_vote_effects(atlas, model) and len(gal):
     effect, note = st.columns([2, 1])
     effect.markdown("**Effect on the vote network's answers**")
-    effect.plotly_chart(vote_effect_bars(loaders.vote_effects(atlas, model, feature)), width="stretch")
-    note.caption(f"Mean over the top {len(gal)} galaxies of each vote fraction the vote network predicts from "
+    effects_table = loaders.vote_effects(atlas, model, feature)
+    if (effects_table["delta"] == 0).all():
+        effect.info("This feature fires on no held-out galaxy, so its effect is not measured (on the training "
+                    "galaxies the vote network answers from memory).")
+    else:
+        effect.plotly_chart(vote_effect_bars(effects_table), width="stretch")
+    note.caption("Mean over the feature's 30 strongest held-out galaxies (validation and test splits, which the "
+                 "vote network never trained on) of each vote fraction the vote network predicts from "
                  "their embeddings, minus the same prediction with this feature removed (its activation times "
                  "its direction subtracted from each embedding). Positive: the feature raises that answer. A "
                  "causal reading of the feature, next to its correlations with the catalog; a feature whose "

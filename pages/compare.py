@@ -27,13 +27,19 @@ st.subheader("Sparsity and fidelity")
 rows = []
 for m in models:
     met, live = atlas.metrics(m), sets[m].stats
-    rows.append({"model": NAMES[m], "features": len(live), "L0": met.get("l0"), "FVU": met.get("fvu"),
+    rows.append({"model": NAMES[m], "features": len(live), "L0": met.get("l0"), "FVU (held-out)": met.get("fvu"),
+                 "FVU (train)": met.get("fvu_train"),
                  "dead": f"{met.get('dead_fraction', 0):.1%}",
                  "dense (>10% of galaxies)": f"{(live['density'] > 0.1).mean():.1%}"})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"FVU": st.column_config.NumberColumn(format="%.4f")})
-st.caption("FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖² over all galaxies, in the space each model was trained in; PCA keeps "
-           "as many components as the SAEs' k, so all three have the same L0.")
+             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("FVU (held-out)", "FVU (train)")})
+l0 = {NAMES[m]: atlas.metrics(m).get("l0") for m in models}
+same_l0 = len({round(v, 1) for v in l0.values() if v is not None}) == 1
+st.caption("FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖², in the space each model was trained in, on the galaxies of the "
+           "validation and test splits, which no model here trained on (the training galaxies' FVU beside it). "
+           + ("All three have the same L0 (mean active features per galaxy)." if same_l0 else
+              "Their L0 differ (" + ", ".join(f"{k} {v:.1f}" for k, v in l0.items() if v is not None)
+              + "), so their FVUs do not compare at equal sparsity."))
 dens, dens_note = st.columns([2, 1])
 dens.markdown("**Feature density**")
 dens.plotly_chart(density_histograms({m: sets[m].stats["density"] for m in models}), width="stretch")
@@ -50,12 +56,18 @@ if "matryoshka" in models and "group_fvu" in atlas.metrics("matryoshka"):
     groups.plotly_chart(group_fvu(atlas.metrics("matryoshka")["group_fvu"], sizes), width="stretch")
 
 st.subheader("Interpretability")
-if all(sets[m].rho is not None for m in models):
-    best_rho = {m: sets[m].rho.abs().max(axis=0) for m in models}
+if all(sets[m].rho is not None and len(sets[m].rho.columns) for m in models):
+    best_rho = {m: sets[m].best_abs_rho() for m in models}
     order = best_rho[models[0]].sort_values(ascending=False).index
     st.markdown("**Best |Spearman ρ| with each property**")
-    st.plotly_chart(property_dots({m: best_rho[m][order] for m in models}, "max |ρ| over features"),
+    st.plotly_chart(property_dots({m: best_rho[m][order] for m in models}, "|ρ| of the best feature"),
                     width="stretch")
+    held = all(sets[m].best_by_property is not None for m in models)
+    st.caption("Each model's best feature for a property is chosen on the validation galaxies and its |ρ| is "
+               "measured on the test galaxies (choosing the best of many features and scoring it on the same "
+               "galaxies reads too high)." if held else
+               "This atlas was built before features were scored on held-out galaxies: the best |ρ| is the "
+               "maximum over features on the same galaxies, which reads too high. Rebuild it to score them.")
     share = {m: float((best_rho[m] > best_rho["pca"]).mean()) for m in models if m != "pca" and "pca" in models}
     if share:
         st.caption(" · ".join(f"{NAMES[m]} beats PCA on {v:.0%} of properties" for m, v in share.items()))
@@ -72,7 +84,9 @@ if all(sets[m].rho is not None for m in models):
                        f"which PCA matches or beats at least one SAE; {widest}. A principal "
                        "component is two-sided and non-zero on every galaxy, so a property that follows one of "
                        "the embeddings' main directions over all galaxies is easier for it to track than for a "
-                       "sparse feature, which is zero on most of them; the SAEs win the rarer, discrete factors.")
+                       "sparse feature, which is zero on most of them. One build is one draw: "
+                       "`python bench/features.py --run <atlas> --seeds 5` gives the spread of the shares over "
+                       "SAE seeds.")
     novel = {m: sets[m].stats.loc[~sets[m].stats["dead"], "novelty"] for m in models}
     left, right = st.columns(2)
     left.markdown("**Novelty of live features**")
@@ -85,9 +99,15 @@ if all(sets[m].rho is not None for m in models):
             align["probe"] = probes.reindex(factors)
         right.markdown("**Truth alignment: best feature's AUROC per generating factor (mock)**")
         right.plotly_chart(grouped_bars(align, "AUROC", height=300, yrange=[0.5, 1]), width="stretch")
+        right.caption("Each model's feature for a factor is chosen on the validation galaxies; its AUROC is "
+                      "measured on the test galaxies.")
         if "probe" in align:
-            right.caption("Grey: a cross-validated logistic probe on all embedding dimensions, i.e. what the "
-                          "embeddings hold about the factor; one feature can rarely do better.")
+            feats = pd.DataFrame({m: v for m, v in align.items() if m != "probe"})
+            above = [f for f in factors if (feats.loc[f] > align["probe"][f]).any()]
+            right.caption("Grey: a logistic probe on all embedding dimensions, cross-validated on the held-out "
+                          "galaxies, i.e. what the embeddings hold about the factor. "
+                          + (f"A single feature beats it on {', '.join(above)}." if above else
+                             "No single feature beats it on any factor here."))
 
     st.subheader("The best feature for a property, in each model")
     props = list(order)
@@ -98,7 +118,7 @@ if all(sets[m].rho is not None for m in models):
     catalog_ids = loaders.catalog(atlas)["galaxy_id"].to_numpy()
     first_top = catalog_ids[0]
     for col, m in zip(st.columns(len(models)), models):
-        f = int(sets[m].rho[prop].abs().idxmax())
+        f = sets[m].best_feature_for(prop)
         gal, val = sets[m].top(f)
         col.markdown(f"**{NAMES[m]}** · [#{f}]({feature_link(atlas.name, m, f)}) · ρ = {sets[m].rho.loc[f, prop]:+.2f}")
         if has_vote_effects(atlas, m) and len(gal):

@@ -41,18 +41,32 @@ def sfnet_section(model: str) -> None:
     score = met["test"][target]
     floor = loaders.prediction_floors(atlas).get(target) or score.get("floor")
     k = met["k"]
-    cols = st.columns(6)
-    cols[0].metric("Test RMSE", f"{score['rmse']:.3f}", help=f"{score['n']:,} held-out galaxies [{unit}]")
+    photo = met.get("photometric_baseline", {}).get(target)
+    cols = st.columns(7)
+    cols[0].metric("Test RMSE", f"{score['rmse']:.3f}", help=f"{score['n']:,} test galaxies [{unit}]")
     cols[1].metric("NMAD", f"{score['nmad']:.3f}", help="1.4826 × median |residual − median residual|")
     cols[2].metric("R²", f"{score['r2']:.3f}")
-    cols[3].metric("Baseline RMSE", f"{met['baseline_median_rmse'][target]:.3f}",
-                   help="RMSE of predicting the training median for every galaxy")
+    cols[3].metric("Median RMSE", f"{met['baseline_median_rmse'][target]:.3f}",
+                   help="Test RMSE of predicting the training median for every galaxy")
+    if photo:
+        cols[4].metric("Photometric RMSE", f"{photo['rmse']:.3f}",
+                       delta=f"{score['rmse'] - photo['rmse']:+.3f} network − photometric", delta_color="inverse",
+                       help=f"Test RMSE of the classical baseline ({photo['method']} regression on "
+                            f"{met['photometric_baseline']['n_measurements']} aperture magnitudes, colours, "
+                            "concentration, half-light radius and axis ratio measured from the same images, trained "
+                            "on the same galaxies; ridge or boosted chosen on the validation galaxies)")
     if floor:
-        cols[4].metric("RMSE / floor", f"{score['rmse'] / floor:.2f}",
+        cols[5].metric("RMSE / floor", f"{score['rmse'] / floor:.2f}",
                        help=f"Floor = the scatter injected around the relation ({floor:g} {unit}): the error left by a model "
                             "that recovers the relation exactly from the images")
-    cols[5].metric("Active features k", "all" if k == 0 else str(k), help=f"{met['n_features']} features in the layer")
-    st.caption(f"{met['n_train']:,} training and {met['n_test']:,} test galaxies with a finite {target}; "
+    cols[6].metric("Active features k", "all" if k == 0 else str(k), help=f"{met['n_features']} features in the layer")
+    if photo and score["rmse"] >= photo["rmse"]:
+        st.warning(f"The network does not beat the photometric baseline on {target}: test RMSE {score['rmse']:.3f} "
+                   f"against {photo['rmse']:.3f} {unit} from aperture photometry of the same images.")
+    elif photo:
+        st.caption(f"The network's test RMSE is {score['rmse'] / photo['rmse']:.2f}× the photometric baseline's.")
+    st.caption(f"Split: {met['n_train']:,} training, {met.get('n_val', 0):,} validation (early stopping) and "
+               f"{met['n_test']:,} test galaxies with a finite {target}; every figure here is on the test galaxies. "
                f"{met['n_without_target']:,} galaxies have no target (predicted, but not scored). Best epoch "
                f"{met['best_epoch']}.")
 

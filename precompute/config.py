@@ -121,7 +121,16 @@ def resolve_configs(stages: dict[str, Stage], preset: dict[str, Any], overrides:
         if stage not in stages:
             raise ConfigError(f"override '{text}' names an unknown stage '{stage}' (valid: {', '.join(stages)})")
         tables.setdefault(stage, {})[key] = value
+    # The SAEs and PCA are compared at the same L0: a k set for the TopK SAE carries over to the
+    # Matryoshka SAE's k and PCA's component count unless those are set too.
+    for stage, key in FOLLOW_SAE_K:
+        if "k" in tables.get("sae", {}) and stage in stages and key not in tables.get(stage, {}):
+            tables.setdefault(stage, {})[key] = tables["sae"]["k"]
     return {name: build_config(stage, tables.get(name, {})) for name, stage in stages.items()}
+
+
+FOLLOW_SAE_K = (("matryoshka", "k"), ("pca", "n_components"))
+"""Settings that take ``sae.k`` when it is set and they are not (equal L0 across the feature models)."""
 
 
 def canonical_json(obj: Any) -> str:

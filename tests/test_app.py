@@ -260,7 +260,7 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     assert len(at.get("image")) == 4  # one gallery per model, and one galaxy seen through every model
     atlas = Atlas.open(home_env / "quick")
     sae, ids = atlas.feature_set("sae"), atlas.catalog()["galaxy_id"].to_numpy()
-    g = int(sae.top(int(sae.rho["log_mstar"].abs().idxmax()))[0][0])  # the top galaxy of TopK's feature above
+    g = int(sae.top(sae.best_feature_for("log_mstar"))[0][0])  # the top galaxy of TopK's feature above
     assert query_param(at, "galaxy") == ids[g]
     strongest = int(sae.features_of(g)["feature"].iloc[0])
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -269,11 +269,11 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     assert any(m.value.startswith("**TopK SAE**: its") and f"[#{strongest}](" in m.value for m in at.markdown)
     at.text_input(key="compare_galaxy").set_value("no-such-galaxy").run()
     assert any("No galaxy with id 'no-such-galaxy'" in w.value for w in at.warning)
-    pca_best = int(atlas.feature_set("pca").rho["log_mstar"].abs().idxmax())
+    pca_best = atlas.feature_set("pca").best_feature_for("log_mstar")
     strongest = vote_effects(atlas, "pca", pca_best).iloc[0]
     assert any(f"{vote_label(strongest.answer)} {strongest.delta:+.2f}" in c.value for c in at.caption)
     # "Where PCA wins" lists exactly the properties on which PCA's best |rho| is at least one SAE's.
-    best = {m: atlas.feature_set(m).rho.abs().max(axis=0) for m in ("sae", "matryoshka", "pca")}
+    best = {m: atlas.feature_set(m).best_abs_rho() for m in ("sae", "matryoshka", "pca")}
     lost = at.dataframe[1].value.set_index("property")
     expected = best["pca"].index[(best["sae"] <= best["pca"]) | (best["matryoshka"] <= best["pca"])]
     assert set(lost.index) == set(expected)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from galaxyml.atlas import Atlas
-from galaxyml.effects import has_vote_effects, vote_effects, vote_predictor
+from galaxyml.effects import held_out_top, has_vote_effects, vote_effects, vote_predictor
 from galaxyml.interpret import ablation_effects, dense_activations, matryoshka_family, property_for_query
 
 
@@ -43,12 +43,18 @@ def test_vote_effects_keep_each_question_summing_to_one(quick_home):
     atlas = Atlas.open(quick_home / "quick")
     assert has_vote_effects(atlas, "sae") and not has_vote_effects(atlas, "sfnet_bpt")
     fs = atlas.feature_set("sae")
-    live = fs.stats.loc[~fs.stats["dead"], "feature"].to_numpy()[:5]
+    held_out = atlas.split().held_out
+    live = [f for f in fs.stats.loc[~fs.stats["dead"], "feature"] if len(held_out_top(fs, int(f), held_out)[0])][:5]
+    train_only = [f for f in fs.stats.loc[~fs.stats["dead"], "feature"] if not len(held_out_top(fs, int(f), held_out)[0])]
     for feature in live:
+        galaxies, _ = held_out_top(fs, int(feature), held_out)
+        assert set(galaxies) <= set(held_out)  # read on galaxies the vote network never trained on
         effects = vote_effects(atlas, "sae", int(feature), fs=fs).set_index("answer")["delta"]
         assert effects.abs().max() > 0
         for question in ("smooth-or-featured", "bar"):  # answers of one question trade votes
             assert effects[effects.index.str.startswith(question + "_")].sum() == pytest.approx(0.0, abs=1e-5)
+    for feature in train_only[:1]:  # a feature seen on training galaxies only has no held-out effect
+        assert (vote_effects(atlas, "sae", int(feature), fs=fs)["delta"] == 0).all()
     with pytest.raises(ValueError, match="not read by this atlas's vote network"):
         vote_effects(atlas, "sfnet_bpt", 0)
 

@@ -30,7 +30,11 @@ def correlations(fs: FeatureSet, feature: int) -> None:
     if fs.rho is None:
         st.caption("No property correlations in this atlas (rebuild the features stage).")
         return
+    if not len(fs.rho.columns):
+        st.caption("The catalog has no property that varies over the held-out galaxies to correlate with.")
+        return
     st.plotly_chart(correlation_bars(fs.rho.iloc[feature]), width="stretch")
+    st.caption("Spearman ρ on the held-out galaxies (validation and test splits), which no model here trained on.")
 
 
 def example_galleries(fs: FeatureSet, feature: int, thumbs: np.ndarray) -> None:

@@ -112,7 +112,12 @@ def vote_effects(atlas: Atlas, model: str, feature: int) -> pd.DataFrame:
     key = _stamp(atlas, "zoobot")
     return effects.vote_effects(atlas, model, feature, fs=feature_set(atlas, model),
                                 directions=feature_directions(atlas, model),
-                                predictor=_vote_predictor(str(atlas.path), key))
+                                predictor=_vote_predictor(str(atlas.path), key), held_out=split(atlas).held_out)
+
+
+def split(atlas: Atlas):
+    """The survey's train / validation / test split."""
+    return _cached(atlas, "split", ("survey",))
 
 
 def probes(atlas: Atlas) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from galaxyml.data.hf import RGB_BANDS
+from galaxyml.data.split import SPLIT_COLUMN, assign_split
 from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey, SurveyError
 
 log = logging.getLogger("galaxyml.data.folder")
@@ -122,20 +123,21 @@ _UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def _read_catalogs(catalog_csv: str | Path, test_catalog_csv: str | Path | None, id_column: str,
-                   test_fraction: float, seed: int) -> pd.DataFrame:
-    """The catalog rows with a string ``split``: "test" for the test CSV, else a seeded random share."""
-    cat = read_catalog_csv(catalog_csv, id_column).assign(split="train")
+                   val_fraction: float, test_fraction: float, seed: int) -> pd.DataFrame:
+    """The catalog rows with a string ``split``: "test" for the test CSV's rows (or the CSV's own
+    ``split`` column), the rest drawn by :func:`galaxyml.data.split.assign_split`."""
+    cat = read_catalog_csv(catalog_csv, id_column)
     if test_catalog_csv:
-        test = read_catalog_csv(test_catalog_csv, id_column).assign(split="test")
+        test = read_catalog_csv(test_catalog_csv, id_column)
         both = set(cat["galaxy_id"]) & set(test["galaxy_id"])
         if both:
             raise FolderSourceError(f"{len(both)} objID(s) are in both {catalog_csv} and {test_catalog_csv} "
                                     f"(e.g. {sorted(both)[0]}); a test galaxy must not be trained on")
-        return pd.concat([cat, test], ignore_index=True)
-    if not 0.0 <= test_fraction < 1.0:
-        raise FolderSourceError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    held = np.random.default_rng(seed).random(len(cat)) < test_fraction
-    cat["split"] = pd.Series(np.where(held, "test", "train"), index=cat.index, dtype=str)
+        cat = pd.concat([cat.assign(split="train"), test.assign(split="test")], ignore_index=True)
+    try:
+        cat[SPLIT_COLUMN] = assign_split(cat, val_fraction, test_fraction, seed)
+    except ValueError as e:
+        raise FolderSourceError(str(e)) from e
     return cat
 
 
@@ -162,12 +164,13 @@ def _read_images(paths: list[Path], out: np.ndarray, size: int, progress: Callab
 
 def write_folder_survey(images_dir: str | Path, catalog_csv: str | Path, folder: Path, image_size_px: int = 64,
                         test_catalog_csv: str | Path | None = None, id_column: str = "objID",
-                        test_fraction: float = 0.2, seed: int = 0, min_snr: float = 3.0,
+                        test_fraction: float = 0.2, seed: int = 0, min_snr: float = 3.0, val_fraction: float = 0.1,
                         progress: Callable[[int, int, str], None] | None = None, chunk: int = 256) -> Survey:
     """Read the cutouts named in the CSV(s) into the survey layout in ``folder``.
 
-    Rows get ``split`` = "train" / "test": from the test CSV when given, else a random
-    ``test_fraction`` drawn with ``seed``. Each image is resized to ``image_size_px`` x
+    Rows get ``split`` = "train" / "val" / "test": test from the test CSV when given, else a seeded
+    ``test_fraction``; ``val_fraction`` of the rest is drawn for validation (:mod:`galaxyml.data.split`).
+    Each image is resized to ``image_size_px`` x
     ``image_size_px`` pixels (bilinear) and stored as display RGB in [0, 1]. Rows whose image is
     missing or unreadable are dropped and counted in ``meta["skipped"]``; ``n2`` / ``o3`` [dex]
     come from the line fluxes with the ``min_snr`` cut (:func:`bpt_ratios`).
@@ -175,7 +178,7 @@ def write_folder_survey(images_dir: str | Path, catalog_csv: str | Path, folder:
     images_dir = Path(images_dir).expanduser()
     if not images_dir.is_dir():
         raise FolderSourceError(f"image folder {images_dir} does not exist")
-    cat = _read_catalogs(catalog_csv, test_catalog_csv, id_column, test_fraction, seed)
+    cat = _read_catalogs(catalog_csv, test_catalog_csv, id_column, val_fraction, test_fraction, seed)
     files = _image_files(images_dir)
     have = cat["galaxy_id"].isin(files).to_numpy()
     if not have.any():

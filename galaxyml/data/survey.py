@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from astropy.visualization import make_lupton_rgb
 
+from galaxyml.data.split import Split, survey_split
+
 CATALOG_FILE = "catalog.parquet"
 IMAGES_FILE = "images.npy"
 META_FILE = "survey.json"
@@ -95,6 +97,10 @@ class Survey:
             floors["n2"] = n2_floor(scatter, self.catalog)
         return floors
 
+    def split(self) -> Split:
+        """The survey's train / validation / test split (:mod:`galaxyml.data.split`)."""
+        return survey_split(self.catalog)
+
     def vote_columns(self) -> list[str]:
         """The Galaxy Zoo vote-fraction columns: those the survey's metadata lists (the mock and Hugging
         Face sources record them), else every column named ``<question>_<answer>_fraction``."""
@@ -157,14 +163,6 @@ def vote_label(column: str) -> str:
     """``has-spiral-arms_yes_fraction`` -> ``has-spiral-arms: yes``."""
     question, _, answer = column.removesuffix(FRACTION_SUFFIX).rpartition("_")
     return f"{question}: {answer}" if question else answer
-
-
-def held_out_mask(catalog: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
-    """Held-out galaxies: the catalog's ``split == "test"`` rows, else a seeded random share."""
-    if "split" in catalog:
-        return catalog["split"].astype(str).str.lower().eq("test").to_numpy()
-    rng = np.random.default_rng(seed + 7919)
-    return rng.random(len(catalog)) < fraction
 
 
 def fluxes_to_rgb(images: np.ndarray, bands: tuple[str, ...], stretch: float = 0.1, q: float = 8.0) -> np.ndarray:

@@ -45,7 +45,8 @@ class SFNetTrainConfig:
     weight_decay: float = 1e-4
     """AdamW weight decay."""
     val_fraction: float = 0.1
-    """Share of the training galaxies held out for early stopping."""
+    """Share of the training galaxies held out for early stopping when no validation galaxies are given
+    (the stages pass the survey's validation split)."""
     patience: int = 4
     """Epochs without a better validation loss before training stops, counted only once the one-cycle
     schedule has annealed the learning rate to a quarter of its peak (about 77% of the epochs): at
@@ -119,11 +120,13 @@ def _val_loss(model: SFNet, images: np.ndarray, y: torch.Tensor, idx: np.ndarray
 
 def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, model_cfg: SFNetConfig,
               cfg: SFNetTrainConfig, norm: Normalisation,
-              progress: Callable[[int, int, str], None] | None = None, loss: Loss | None = None) -> FitResult:
+              progress: Callable[[int, int, str], None] | None = None, loss: Loss | None = None,
+              val_idx: np.ndarray | None = None) -> FitResult:
     """Train an SFNet on ``images[train_idx]`` -> ``targets[train_idx]`` ((N, T), finite rows only).
 
-    A ``val_fraction`` of ``train_idx`` is held out for early stopping; the weights of the epoch with
-    the lowest validation loss are kept. By default the loss is the mean squared error on standardised
+    The rows ``val_idx`` (the survey's validation split), or without them a ``val_fraction`` of
+    ``train_idx``, decide early stopping; the weights of the epoch with the lowest validation loss are
+    kept. By default the loss is the mean squared error on standardised
     targets, and the standardisation is folded into the head afterwards; with a ``loss`` of its own
     (e.g. the vote likelihood of :mod:`galaxyml.models.zoobot`) the targets are used as they are and
     the head outputs whatever that loss reads (logits).
@@ -135,9 +138,14 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
         raise ValueError(f"sfnet needs at least 20 training galaxies with a target, got {len(train_idx)}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    perm = rng.permutation(train_idx)
-    n_val = max(2, int(round(cfg.val_fraction * len(perm))))
-    val_idx, fit_idx = np.sort(perm[:n_val]), perm[n_val:]
+    if val_idx is not None and len(val_idx) >= 2:
+        val_idx, fit_idx = np.sort(np.asarray(val_idx)), np.asarray(train_idx)
+        if np.intersect1d(val_idx, fit_idx).size:
+            raise ValueError("sfnet validation galaxies must not be among the training galaxies")
+    else:
+        perm = rng.permutation(train_idx)
+        n_val = max(2, int(round(cfg.val_fraction * len(perm))))
+        val_idx, fit_idx = np.sort(perm[:n_val]), perm[n_val:]
     standardise = loss is None
     loss = loss or F.mse_loss
     mu = targets[fit_idx].mean(0) if standardise else np.zeros(targets.shape[1])

@@ -34,7 +34,8 @@ class EncoderConfig(AstroPTConfig):
     weight_decay: float = 0.05
     """AdamW weight decay."""
     val_fraction: float = 0.1
-    """Share of galaxies held out to measure the validation loss."""
+    """Share of the training galaxies held out for the validation loss when the survey's validation split
+    is empty (the survey's validation galaxies are used otherwise)."""
     softening_nmgy: float = 0.02
     """asinh softening of the input fluxes [nanomaggies], about 3 sigma of the r-band sky; with
     ``per_galaxy_scale`` it is relative to each cutout's central peak instead."""
@@ -82,7 +83,7 @@ def evaluate(model: AstroPT, images: np.ndarray, idx: np.ndarray, norm: Normalis
 
 # Deferred: when the catalog has votes the embeddings come from the zoobot stage, and the feature
 # pages are ready before this encoder has trained (on the demo, about 85 s of 490 s on 2 cores sooner).
-@register("encoder", EncoderConfig, inputs=("survey",), deferred=True)
+@register("encoder", EncoderConfig, inputs=("survey",), deferred=True, version=2)
 def train_encoder(ctx: StageContext) -> dict:
     """Train the astroPT-style encoder on the survey images (next-patch regression)."""
     cfg: EncoderConfig = ctx.cfg
@@ -94,9 +95,13 @@ def train_encoder(ctx: StageContext) -> dict:
                          f"set encoder.n_chan / encoder.image_size")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    perm = rng.permutation(n)
-    n_val = max(1, int(round(cfg.val_fraction * n)))
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    split = survey.split()  # trains on the survey's train split only: held-out galaxies stay unseen
+    if len(split.val):
+        val_idx, train_idx = split.val, rng.permutation(split.train)
+    else:
+        perm = rng.permutation(split.train)
+        n_val = max(1, int(round(cfg.val_fraction * len(perm))))
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
     norm = Normalisation.fit(np.asarray(images[np.sort(train_idx[:2048])]), cfg.softening_nmgy, cfg.per_galaxy_scale)
 
     dev = resolve_device(cfg.device, "encoder.device")

@@ -39,7 +39,7 @@ class FeaturesConfig:
     chunk: int = 65536
     """Galaxies read per streaming step."""
     sample_galaxies: int = 20000
-    """Galaxies (a seeded random sample) used for correlations, novelty and truth alignment."""
+    """Held-out galaxies (at most this many, seeded) used for correlations, novelty and truth alignment."""
     seed: int = 0
     """Seed of the sample and of the example galaxies."""
 
@@ -57,24 +57,51 @@ def property_table(survey: Survey, rows: np.ndarray | None = None) -> pd.DataFra
     return cat[cols].astype(np.float64)
 
 
+def held_out_sample(survey: Survey, cap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The galaxies features are scored on: the held-out ones (validation and test splits, at most
+    ``cap``, seeded), sorted, and a mask over them of those that *choose* a best feature (the validation
+    galaxies; a seeded half of the held-out ones when there are fewer than 10 of those); the others
+    score it."""
+    split = survey.split()
+    rng = np.random.default_rng(seed)
+    rows = split.held_out
+    if len(rows) > cap:
+        rows = np.sort(rng.choice(rows, cap, replace=False))
+    select = np.isin(rows, split.val)
+    if select.sum() < 10 or (~select).sum() < 10:
+        select = np.zeros(len(rows), bool)
+        select[rng.permutation(len(rows))[: len(rows) // 2]] = True
+    return rows, select
+
+
 def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey, sample: np.ndarray,
-                    props: pd.DataFrame, idx: np.ndarray, val: np.ndarray, stats: pd.DataFrame, out: Path,
-                    directions: np.ndarray | None = None) -> dict:
+                    select: np.ndarray, props: pd.DataFrame, idx: np.ndarray, val: np.ndarray, stats: pd.DataFrame,
+                    out: Path, directions: np.ndarray | None = None) -> dict:
     """Correlations, novelty, labels, neighbours, examples and truth alignment of one model's features.
 
-    ``props`` are the property rows of the galaxies ``sample``, ``idx``/``val`` their sparse codes, and
+    ``props`` are the property rows of the held-out galaxies ``sample`` (:func:`held_out_sample`),
+    ``select`` marks those that choose a best property per feature and a best feature per property and
+    per truth factor, whose scores come from the other rows. ``idx``/``val`` are their sparse codes, and
     ``stats`` the model's statistics table, extended and rewritten here. Nearest features are by the
     cosine of ``directions`` (M, d), by default the model's decoder directions in embedding space.
     """
     n_features = len(stats)
     acts = interpret.dense_activations(idx, val, n_features)
+    if props.shape[1] == 0:  # a bare catalog (an id and a constant or missing target): nothing to correlate
+        props = pd.DataFrame({"_none": np.zeros(len(acts))}).iloc[:, :0]
     rho = interpret.spearman_matrix(acts, props)
     rho.to_parquet(out / "rho.parquet", index=False)
+    rho_select = interpret.spearman_matrix(acts[select], props[select].reset_index(drop=True))
+    rho_score = interpret.spearman_matrix(acts[~select], props[~select].reset_index(drop=True))
+    interpret.best_by_property(rho_select, rho_score).to_parquet(out / "best_by_property.parquet", index=False)
     stats = stats.copy()
-    best = np.abs(rho.to_numpy()).argmax(1)
-    stats["max_abs_rho"] = np.abs(rho.to_numpy()).max(1)
-    stats["best_property"] = rho.columns[best]
-    stats["rho_best"] = rho.to_numpy()[np.arange(len(rho)), best]
+    if props.shape[1]:
+        best = np.abs(rho_select.to_numpy()).argmax(1)  # each feature's property: chosen on one part, scored on the other
+        stats["best_property"] = rho.columns[best]
+        stats["rho_best"] = rho_score.to_numpy()[np.arange(len(rho)), best]
+    else:
+        stats["best_property"], stats["rho_best"] = "", 0.0
+    stats["max_abs_rho"] = np.abs(stats["rho_best"])
     stats["novelty"] = interpret.novelty(acts, props)
     stats["label"] = interpret.labels_from_correlations(
         rho, names={c: f"{vote_label(c)} votes" for c in survey.vote_columns()})
@@ -97,19 +124,17 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
                "median_novelty": float(stats.loc[~stats["dead"], "novelty"].median())}
     factors = [f for f in TRUTH_FACTORS if f in survey.catalog and survey.is_mock]
     if factors:
-        table = interpret.truth_alignment(acts, survey.catalog[factors].iloc[sample].reset_index(drop=True))
+        table = interpret.truth_alignment(acts, survey.catalog[factors].iloc[sample].reset_index(drop=True), select)
         table.to_parquet(out / "truth_alignment.parquet", index=False)
         metrics["truth_alignment"] = {r.factor: round(r.auroc, 4) for r in table.itertuples()}
     return metrics
 
 
-@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=6)
+@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=7)
 def summarise_features(ctx: StageContext) -> dict:
     """Statistics, top galaxies, histograms and interpretability of every feature model."""
     survey = Survey.load(ctx.inputs["survey"])
-    n = len(survey)
-    rng = np.random.default_rng(ctx.cfg.seed)
-    sample = np.sort(rng.choice(n, min(n, ctx.cfg.sample_galaxies), replace=False))
+    sample, select = held_out_sample(survey, ctx.cfg.sample_galaxies, ctx.cfg.seed)
     props = property_table(survey, sample)
     metrics = {}
     for model in FEATURE_MODELS:
@@ -127,10 +152,12 @@ def summarise_features(ctx: StageContext) -> dict:
             "dense_over_10pct": int((stats["density"] > 0.1).sum()),
         }
         ctx.progress(0, 1, f"{model}: correlations and truth alignment")
-        metrics[model].update(interpret_model(ctx, model, folder, survey, sample, props, np.asarray(idx[sample]),
-                                              np.asarray(val[sample]), stats, ctx.out / model))
-    rho = {m: pd.read_parquet(ctx.out / m / "rho.parquet").abs().max(axis=0) for m in FEATURE_MODELS}
+        metrics[model].update(interpret_model(ctx, model, folder, survey, sample, select, props,
+                                              np.asarray(idx[sample]), np.asarray(val[sample]), stats, ctx.out / model))
+    best = {m: pd.read_parquet(ctx.out / m / "best_by_property.parquet").set_index("property")["rho"].abs()
+            for m in FEATURE_MODELS}
     for model in ("sae", "matryoshka"):
-        metrics[model]["beats_pca_fraction"] = float((rho[model] > rho["pca"]).mean())
+        metrics[model]["beats_pca_fraction"] = float((best[model] > best["pca"]).mean())
     metrics["sae_beats_pca_fraction"] = metrics["sae"]["beats_pca_fraction"]
+    metrics["scored_on"] = {"split": "held_out", "n_select": int(select.sum()), "n_score": int((~select).sum())}
     return metrics

@@ -9,7 +9,8 @@ from galaxyml.models.device import check_device
 from galaxyml.models.sae import MatryoshkaSAE
 from precompute.stage import StageContext, register
 from precompute.stages.sae import (
-    fit_sparse_coder, load_embeddings, prepare, start_at_mean, with_epochs, write_codes,
+    fit_sparse_coder, latents_for_survey, load_embeddings, prepare, start_at_mean, training_rows, with_epochs,
+    write_codes,
 )
 
 
@@ -21,7 +22,10 @@ class MatryoshkaConfig:
     group_sizes: tuple[int, ...] = (64, 64, 128, 256, 512)
     """Sizes of the nested groups of latents (their sum is the number of latents)."""
     k: int = 32
-    """Active latents per galaxy."""
+    """Active latents per galaxy (takes ``sae.k`` when only that is set, so the L0 stays equal)."""
+    galaxies_per_latent: float = 2.0
+    """On a small survey the groups shrink in proportion to at most (training galaxies / this) latents
+    (see ``sae.galaxies_per_latent``)."""
     epochs: int = 0
     """Passes over the embeddings; 0 chooses by what made them, as for the ``sae`` stage (100 for the
     Zoobot-style network's, else the precedent's 200). On the demo's
@@ -58,13 +62,24 @@ class MatryoshkaConfig:
             raise ValueError(f"matryoshka.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
 
 
-@register("matryoshka", MatryoshkaConfig, inputs=("embeddings",), version=5)
+def scaled_groups(cfg: MatryoshkaConfig, n_train: int) -> tuple[int, ...]:
+    """The group sizes, shrunk in proportion on a small survey to the dictionary size the ``sae`` stage's
+    rule gives (:func:`precompute.stages.sae.latents_for_survey`)."""
+    total = sum(cfg.group_sizes)
+    target = latents_for_survey(total, n_train, cfg.k, cfg.galaxies_per_latent)
+    if target == total:
+        return tuple(cfg.group_sizes)
+    return tuple(max(1, round(g * target / total)) for g in cfg.group_sizes)
+
+
+@register("matryoshka", MatryoshkaConfig, inputs=("survey", "embeddings"), version=6)
 def train_matryoshka(ctx: StageContext) -> dict:
     """Train the Matryoshka SAE; store weights, sparse codes and the FVU of every group prefix."""
     cfg: MatryoshkaConfig = with_epochs(ctx)
     x = load_embeddings(ctx)
-    sample, scale, rng = prepare(x, cfg)
-    sae = MatryoshkaSAE(x.shape[1], cfg.group_sizes, cfg.k)
+    rows = training_rows(ctx)
+    sample, scale, rng = prepare(x, cfg, rows)
+    sae = MatryoshkaSAE(x.shape[1], scaled_groups(cfg, len(rows)), cfg.k)
     start_at_mean(sae, sample, scale)
-    history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx)
-    return write_codes(sae, x, scale, cfg, history, seconds, ctx.out)
+    history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx, rows)
+    return write_codes(sae, x, scale, cfg, history, seconds, ctx.out, rows)

@@ -3,6 +3,10 @@ downstream test (Smith et al. 2024): how much of each property a linear map of t
 recovers. When the atlas's embeddings come from elsewhere (the vote network, a file), the
 astroPT-style encoder's embeddings are probed too, so the two can be compared.
 
+The probes are fitted and scored (cross-validated) on the held-out galaxies only, the validation and
+test splits: the embedding networks never trained on them, so a network that memorised its training
+galaxies' labels (the vote network, whose votes the mock derives from the truth) cannot flatter them.
+
 Continuous properties get a ridge regression (regularisation chosen by internal cross-validation)
 scored by the cross-validated R2; binary properties (flags such as bar or AGN) get an L2 logistic
 regression scored by cross-validated accuracy and AUROC, with the majority-class accuracy beside it
@@ -23,7 +27,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from galaxyml.data.survey import Survey
-from precompute.stage import StageContext, register
+from precompute.stage import StageContext, StageNotApplicable, register
 from precompute.stages.embeddings import EmbeddingsConfig, embeddings_source, encode_survey
 from precompute.stages.features import property_table
 from precompute.stages.sae import load_embeddings
@@ -39,7 +43,7 @@ class ProbesConfig:
     folds: int = 5
     """Cross-validation folds."""
     sample_galaxies: int = 20000
-    """Galaxies (seeded random sample) the probes are fitted on."""
+    """Held-out galaxies (at most this many, seeded) the probes are fitted and cross-validated on."""
     min_class_count: int = 10
     """Binary properties need this many galaxies in the rarer class to be probed."""
     seed: int = 0
@@ -84,9 +88,7 @@ def probe_table(x: np.ndarray, props: pd.DataFrame, units: dict, cfg: ProbesConf
         result = probe_property(x, props[col].to_numpy(np.float64), cfg.folds, cfg.seed, cfg.min_class_count)
         if result is not None:
             rows.append({"property": col, "unit": units.get(col, ""), **result})
-    if not rows:
-        raise ValueError("no catalog property could be probed (none numeric with enough distinct values)")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["property", "unit", "kind", "score", "metric", "auroc", "baseline", "rmse", "n"])
 
 
 def median_r2(table: pd.DataFrame) -> float | None:
@@ -100,24 +102,28 @@ def _reads(cfg: ProbesConfig, built: set[str]) -> set[str]:
 
 
 @register("probes", ProbesConfig, inputs=("survey", "embeddings", "encoder"), optional=("encoder",), reads=_reads,
-          version=2)
+          version=3)
 def linear_probes(ctx: StageContext) -> dict:
     """Cross-validated ridge / logistic probes from the embeddings to every catalog property."""
     cfg: ProbesConfig = ctx.cfg
     survey = Survey.load(ctx.inputs["survey"])
     emb = load_embeddings(ctx)
-    n = len(emb)
     rng = np.random.default_rng(cfg.seed)
-    sample = np.sort(rng.choice(n, min(n, cfg.sample_galaxies), replace=False))
+    held_out = survey.split().held_out
+    sample = np.sort(rng.choice(held_out, min(len(held_out), cfg.sample_galaxies), replace=False))
     props = property_table(survey, sample)
     units = survey.meta.get("units", {})
     table = probe_table(np.asarray(emb[sample], np.float64), props, units, cfg, ctx.progress)
+    if table.empty:
+        raise StageNotApplicable(f"no catalog property of the {len(sample)} held-out galaxies can be probed (a "
+                                 f"property needs {2 * cfg.folds} finite values that are not all equal, a flag "
+                                 f"{cfg.min_class_count} galaxies in each class)")
     table.to_parquet(ctx.out / PROBES_FILE, index=False)
     cont = table[table["kind"] == "continuous"]
     binary = table[table["kind"] == "binary"]
     metrics = {"n_properties": len(table), "r2": dict(zip(cont["property"], cont["score"].round(4))),
-               "auroc": dict(zip(binary["property"], binary["auroc"].round(4))),
-               "median_r2": median_r2(table)}
+               "auroc": dict(zip(binary["property"], binary["auroc"].astype(float).round(4))),
+               "median_r2": median_r2(table), "n_galaxies": len(sample), "scored_on": "held_out"}
     if cfg.compare_encoder and "encoder" in ctx.inputs and embeddings_source(ctx.inputs["embeddings"]) != "encoder":
         pooling = EmbeddingsConfig().pooling
         enc = encode_survey(ctx.inputs["encoder"], survey, pooling, 256,

@@ -13,11 +13,11 @@ from typing import Literal
 import numpy as np
 import torch
 
-from galaxyml.arrays import streamed_mean
+from galaxyml.data.survey import Survey
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
 from galaxyml.models.device import check_device, device_name, resolve_device
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, train_step
-from precompute.stage import StageContext, register
+from precompute.stage import StageContext, log, register
 from precompute.stages.embeddings import embeddings_source
 
 HISTORY_FILE = "history.json"
@@ -31,6 +31,9 @@ class SAEConfig:
     """Latents per embedding dimension: M = expansion x d."""
     k: int = 32
     """Active latents per galaxy."""
+    galaxies_per_latent: float = 2.0
+    """Small surveys get a smaller dictionary: at most (training galaxies / this) latents, rounded down to
+    a power of two (0: always expansion x d). The demo's 3,500 training galaxies keep 1,024 latents."""
     epochs: int = 0
     """Passes over the embeddings; 0 chooses by what made them: 100 for the Zoobot-style network's, 200
     (the precedent's count) for any other. Measured on the demo (k = 32, 1,024 latents, per-dimension
@@ -73,6 +76,16 @@ class SAEConfig:
             raise ValueError("sae.lr and sae.auxk_alpha must be >= 0")
 
 
+def latents_for_survey(n_latents: int, n_train: int, k: int, galaxies_per_latent: float) -> int:
+    """The dictionary size for a survey: ``n_latents``, or fewer on a small survey, the largest power of
+    two at most ``n_train / galaxies_per_latent`` (never below 2k), so that every latent sees enough
+    galaxies to be trained instead of dying."""
+    if galaxies_per_latent <= 0 or n_train / galaxies_per_latent >= n_latents:
+        return n_latents
+    cap = 2 ** int(np.floor(np.log2(max(n_train / galaxies_per_latent, 1))))
+    return int(min(n_latents, max(cap, 2 * k)))
+
+
 def get_lr(step: int, total: int, peak: float, warmup: int) -> float:
     """Linear warm-up then linear decay to zero."""
     if step < warmup:
@@ -81,28 +94,42 @@ def get_lr(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 @torch.no_grad()
-def encode_all(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """Sparse codes of every row (strongest latent first) and the FVU over all rows, centred as in
-    training, on the SAE's device; for a Matryoshka SAE the FVU of every prefix of groups (the last is
-    the full FVU)."""
+def encode_all(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, train_mask: np.ndarray, batch: int = 4096
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]]]:
+    """Sparse codes of every row (strongest latent first) on the SAE's device, and the FVU (Σ‖x − x̂‖² /
+    Σ‖x − x̄‖², x̄ the mean of the rows scored) of the training rows and of the held-out rows (the rest),
+    each a list with, for a Matryoshka SAE, the FVU of every prefix of groups (the last is the full FVU)."""
     n = len(x)
     dev = sae.b_pre.device
     idx = np.empty((n, sae.k), np.int32)
     val = np.empty((n, sae.k), np.float32)
-    mean = torch.from_numpy(streamed_mean(x, batch) / scale).float().to(dev)  # never the whole array in memory
     n_groups = len(sae.group_sizes) if isinstance(sae, MatryoshkaSAE) else 1
-    err, var = np.zeros(n_groups), 0.0
+    parts = {"train": train_mask, "held_out": ~train_mask}
+    err = {p: np.zeros(n_groups) for p in parts}
+    sum_x = {p: np.zeros(x.shape[1]) for p in parts}  # Σx and Σ‖x‖² give Σ‖x − x̄‖² in one pass
+    sum_sq = dict.fromkeys(parts, 0.0)
     for s in range(0, n, batch):
         xb = torch.from_numpy(np.asarray(x[s : s + batch], np.float32) / scale).to(dev)
         acts, ind = sae.encode(xb)
+        masks = {p: torch.from_numpy(m[s : s + batch]).to(dev) for p, m in parts.items()}
         for g in range(n_groups):
             x_hat = sae.prefix_decode(acts, ind, g + 1) if n_groups > 1 else sae.decode(acts, ind)
-            err[g] += (xb - x_hat).pow(2).sum().item()
-        var += (xb - mean).pow(2).sum().item()
+            row_err = (xb - x_hat).pow(2).sum(1)
+            for p, m in masks.items():
+                err[p][g] += row_err[m].sum().item()
+        xd = xb.double()
+        for p, m in masks.items():
+            sum_x[p] += xd[m].sum(0).cpu().numpy()
+            sum_sq[p] += xd[m].pow(2).sum().item()
         order = acts.argsort(dim=1, descending=True)
         idx[s : s + batch] = ind.gather(1, order).cpu().numpy()
         val[s : s + batch] = acts.gather(1, order).cpu().numpy()
-    return idx, val, (err / var).tolist()
+    fvu = {}
+    for p, m in parts.items():
+        rows = int(m.sum())
+        var = sum_sq[p] - (sum_x[p] ** 2).sum() / max(rows, 1)
+        fvu[p] = (err[p] / var).tolist() if rows and var > 0 else [float("nan")] * n_groups
+    return idx, val, fvu
 
 
 def input_scale(sample: np.ndarray, input_norm: str) -> np.ndarray:
@@ -115,11 +142,11 @@ def input_scale(sample: np.ndarray, input_norm: str) -> np.ndarray:
 
 
 def fit_sparse_coder(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, rng: np.random.Generator,
-                     ctx: StageContext) -> tuple[list[dict], float]:
-    """Train ``sae`` on the rows of ``x`` / ``scale`` on ``cfg.device`` (the SAE is moved there):
+                     ctx: StageContext, rows: np.ndarray) -> tuple[list[dict], float]:
+    """Train ``sae`` on the rows ``rows`` of ``x`` / ``scale`` on ``cfg.device`` (the SAE is moved there):
     Adam (fused), warm-up then linear decay, AuxK on latents dead for ``cfg.dead_after_galaxies``
     galaxies, unit-norm decoder rows."""
-    n = len(x)
+    n = len(rows)
     dev = resolve_device(cfg.device, f"{ctx.name}.device")
     sae.to(dev)
     lr = cfg.lr or default_lr(sae.n_latents)
@@ -129,7 +156,7 @@ def fit_sparse_coder(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, rng: n
     history: list[dict] = []
     step, t0 = 0, time.time()
     for epoch in range(cfg.epochs):
-        order = rng.permutation(n)
+        order = rng.permutation(rows)
         fvus, auxs = [], []  # 0-d tensors: read once an epoch, so a GPU is not synchronised every step
         for s in range(0, n, cfg.batch_size):
             xb = torch.from_numpy(np.asarray(x[np.sort(order[s : s + cfg.batch_size])], np.float32) / scale)
@@ -155,10 +182,13 @@ DENSE_THRESHOLD = 0.1
 
 
 def write_codes(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, history: list[dict], seconds: float,
-                out: Path) -> dict:
-    """Encode every galaxy, save weights, codes and history; return the stage's metrics."""
+                out: Path, train_rows: np.ndarray) -> dict:
+    """Encode every galaxy, save weights, codes and history; return the stage's metrics (FVU on the
+    held-out galaxies, the training galaxies' beside it)."""
     sae.eval()
-    idx, val, fvus = encode_all(sae, x, scale)
+    train_mask = np.zeros(len(x), bool)
+    train_mask[train_rows] = True
+    idx, val, fvu = encode_all(sae, x, scale, train_mask)
     np.save(out / CODE_INDICES_FILE, idx, allow_pickle=False)
     np.save(out / CODE_VALUES_FILE, val, allow_pickle=False)
     save_sae(sae, out, input_norm=cfg.input_norm, input_scale=scale.tolist())
@@ -166,20 +196,27 @@ def write_codes(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, history: li
     active = val > 0
     counts = np.bincount(idx[active], minlength=sae.n_latents)
     metrics = {
-        "fvu": fvus[-1], "l0": float(active.sum(1).mean()),
+        "fvu": fvu["held_out"][-1], "fvu_train": fvu["train"][-1], "fvu_split": "held_out",
+        "l0": float(active.sum(1).mean()),
         "dead_fraction": float((counts == 0).mean()),
         "dense_fraction": float((counts > DENSE_THRESHOLD * len(x)).mean()),
         "dense_threshold": DENSE_THRESHOLD,
-        "n_latents": sae.n_latents, "k": sae.k, "epochs": cfg.epochs, "samples_per_s": cfg.epochs * len(x) / seconds,
+        "n_latents": sae.n_latents, "k": sae.k, "epochs": cfg.epochs,
+        "samples_per_s": cfg.epochs * len(train_rows) / seconds, "n_train": int(len(train_rows)),
         "device": device_name(sae.b_pre.device),
     }
-    if len(fvus) > 1:
-        metrics["group_fvu"] = fvus
+    if len(fvu["held_out"]) > 1:
+        metrics["group_fvu"] = fvu["held_out"]
     return metrics
 
 
 def load_embeddings(ctx: StageContext) -> np.ndarray:
     return np.load(ctx.inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)
+
+
+def training_rows(ctx: StageContext) -> np.ndarray:
+    """The rows the feature models fit on: the survey's train split (held-out galaxies score them)."""
+    return Survey.load(ctx.inputs["survey"]).split().train
 
 
 EPOCHS_BY_SOURCE = {"zoobot": 100}
@@ -202,25 +239,30 @@ def start_at_mean(sae: TopKSAE, rows: np.ndarray, scale: np.ndarray) -> None:
     sae.b_pre.copy_(torch.from_numpy(np.asarray(rows).mean(0) / scale).float())
 
 
-def prepare(x: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
-    """Seeded generator, a sample of rows, and the input scale."""
+def prepare(x: np.ndarray, cfg, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """Seeded generator, a sample of the training ``rows``, and the input scale."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    sample = np.asarray(x[np.sort(rng.choice(len(x), min(len(x), 20000), replace=False))], np.float64)
+    sample = np.asarray(x[np.sort(rng.choice(rows, min(len(rows), 20000), replace=False))], np.float64)
     return sample, input_scale(sample, cfg.input_norm), rng
 
 
-@register("sae", SAEConfig, inputs=("embeddings",), version=5)
+@register("sae", SAEConfig, inputs=("survey", "embeddings"), version=6)
 def train_sae(ctx: StageContext) -> dict:
     """Train the TopK SAE on the embeddings; store weights and sparse codes of every galaxy."""
     cfg: SAEConfig = with_epochs(ctx)
     x = load_embeddings(ctx)
     d = x.shape[1]
-    n_latents = cfg.expansion * d
+    rows = training_rows(ctx)
+    n_latents = latents_for_survey(cfg.expansion * d, len(rows), cfg.k, cfg.galaxies_per_latent)
+    if n_latents < cfg.expansion * d:
+        log.info("sae: %d latents instead of %d for %d training galaxies (sae.galaxies_per_latent = %g)",
+                 n_latents, cfg.expansion * d, len(rows), cfg.galaxies_per_latent)
     if cfg.k > n_latents:
-        raise ValueError(f"sae.k = {cfg.k} exceeds the number of latents {n_latents} (expansion x {d})")
-    sample, scale, rng = prepare(x, cfg)
+        raise ValueError(f"sae.k = {cfg.k} exceeds the number of latents {n_latents} (expansion x {d}, capped by "
+                         f"the {len(rows)} training galaxies); lower sae.k")
+    sample, scale, rng = prepare(x, cfg, rows)
     sae = TopKSAE(d, n_latents, cfg.k)
     start_at_mean(sae, sample, scale)
-    history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx)
-    return write_codes(sae, x, scale, cfg, history, seconds, ctx.out)
+    history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx, rows)
+    return write_codes(sae, x, scale, cfg, history, seconds, ctx.out, rows)

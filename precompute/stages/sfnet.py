@@ -8,8 +8,9 @@ activations as a FeatureSet (codes, statistics, correlations, examples) so the a
 SFNet features like SAE features.
 
 Galaxies without a finite target (quenched galaxies have no gas metallicity) are predicted but
-neither trained on nor scored. The test galaxies are the survey's ``split == "test"`` rows when it
-has that column, otherwise a seeded ``test_fraction``.
+neither trained on nor scored. The networks train on the survey's train split, stop early on its
+validation split (which also scores every k of the sweep, so a k can be chosen without the test
+galaxies) and are scored on its test split (:mod:`galaxyml.data.split`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ import numpy as np
 import pandas as pd
 
 from galaxyml import interpret
-from galaxyml.data.survey import Survey, held_out_mask
+from galaxyml.data.split import SplitError, check_scorable
+from galaxyml.data.survey import Survey
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
 from galaxyml.models.device import device_name
+from galaxyml.photometry import fit_photometric_baseline, photometric_features
 from galaxyml.models.sfnet import K_CHOICES, SFNetConfig
 from galaxyml.models.sfnet_training import (
     SFNetTrainConfig, fit_sfnet, iter_predictions, predict, regression_metrics, save_sfnet, training_normalisation,
 )
 from precompute.stage import StageContext, StageNotApplicable, log, register
-from precompute.stages.features import interpret_model, property_table
+from precompute.stages.features import held_out_sample, interpret_model, property_table
 
 PREDICTIONS_FILE = "predictions.parquet"
 SWEEP_FILE = "sweep.json"
@@ -60,8 +63,6 @@ class SFNetStageConfig(SFNetTrainConfig):
     """Stride of the first convolution. Measured on a 5,000-galaxy mock (``python bench/sfnet.py --sweep
     5000 --ks 8 --stem-stride 2 --epochs 14``): stride 2 with 14 epochs reaches test RMSE 0.119 dex
     in about half the time stride 1 needs for 0.120 with 8 epochs."""
-    test_fraction: float = 0.2
-    """Held-out share of the galaxies when the survey has no ``split`` column."""
     sample_galaxies: int = 20000
     """Galaxies sampled for the features' correlations and examples."""
     top_n: int = 30
@@ -74,8 +75,6 @@ class SFNetStageConfig(SFNetTrainConfig):
                 raise ValueError(f"sfnet k = {k} is not one of {K_CHOICES} (0 = no top-k)")
             if k > self.widths[-1]:
                 raise ValueError(f"sfnet k = {k} exceeds the {self.widths[-1]} features (widths[-1])")
-        if not 0.0 < self.test_fraction < 0.9:
-            raise ValueError(f"sfnet test_fraction must be in (0, 0.9), got {self.test_fraction}")
         if self.sample_galaxies < 100 or self.top_n < 1:
             raise ValueError("sfnet sample_galaxies >= 100 and top_n >= 1 are required")
 
@@ -111,16 +110,47 @@ def sparse_codes(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _train_one(ctx: StageContext, cfg: SFNetStageConfig, survey: Survey, y: np.ndarray, train_idx: np.ndarray,
-               test_idx: np.ndarray, k: int, floors: dict, norm, targets: list[str], label: str):
-    """Train one network with k active features; its fit and its test scores per target."""
+               val_idx: np.ndarray, test_idx: np.ndarray, k: int, floors: dict, norm, targets: list[str], label: str):
+    """Train one network with k active features; its fit, its test scores per target and its validation
+    RMSE per target."""
     model_cfg = SFNetConfig(n_chan=survey.images.shape[1], widths=cfg.widths, k=k, n_targets=len(targets),
                             stem_stride=cfg.stem_stride)
     fit = fit_sfnet(survey.images, y, train_idx, model_cfg, cfg.train_config(), norm,
-                    progress=lambda s, t, m: ctx.progress(s, t, f"{label}: {m}"))
-    pred = np.concatenate([predict(fit.model, survey.images[test_idx[s : s + 4096]], norm)[0]
-                           for s in range(0, len(test_idx), 4096)])  # test images read 4,096 at a time
+                    progress=lambda s, t, m: ctx.progress(s, t, f"{label}: {m}"), val_idx=val_idx)
+
+    def predicted(rows: np.ndarray) -> np.ndarray:  # images read 4,096 at a time
+        return np.concatenate([predict(fit.model, survey.images[rows[s : s + 4096]], norm)[0]
+                               for s in range(0, len(rows), 4096)] or [np.empty((0, len(targets)), np.float32)])
+
+    pred = predicted(test_idx)
     scores = {t: regression_metrics(pred[:, j], y[test_idx, j], floors.get(t)) for j, t in enumerate(targets)}
-    return fit, scores
+    pred_val = predicted(val_idx) if len(val_idx) else None
+    val_rmse = {t: (regression_metrics(pred_val[:, j], y[val_idx, j])["rmse"] if pred_val is not None else None)
+                for j, t in enumerate(targets)}
+    return fit, scores, val_rmse
+
+
+def photometric_baseline(ctx: StageContext, survey: Survey, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+                         test_idx: np.ndarray, targets: list[str], floors: dict, seed: int) -> dict:
+    """The classical baseline beside the network (:mod:`galaxyml.photometry`): ridge and gradient-boosted
+    regressions on aperture photometry, colours and shapes measured from the same images, trained on the
+    same split. Which of the two is reported is chosen on the validation galaxies (the ridge without
+    any); its test metrics per target, and its predictions of every galaxy under ``_pred_<target>``."""
+    feats = photometric_features(survey.images, survey.bands,
+                                 progress=lambda s, t, m: ctx.progress(s, t, f"photometric baseline: {m}"))
+    fit = fit_photometric_baseline(feats, np.nan_to_num(y), train_idx, val_idx, seed)
+    out: dict = {}
+    for j, t in enumerate(targets):
+        preds = {"ridge": fit.ridge[:, j], "boosted": fit.boosted[:, j]}
+        val_rmse = {m: (float(np.sqrt(np.mean((p[val_idx] - y[val_idx, j]) ** 2))) if len(val_idx) else None)
+                    for m, p in preds.items()}
+        chosen = min(preds, key=lambda m: val_rmse[m]) if len(val_idx) else "ridge"
+        out[t] = {**regression_metrics(preds[chosen][test_idx], y[test_idx, j], floors.get(t)), "method": chosen,
+                  "val_rmse": val_rmse, "test_rmse": {m: regression_metrics(p[test_idx], y[test_idx, j])["rmse"]
+                                                      for m, p in preds.items()}}
+        out[f"_pred_{t}"] = preds[chosen].astype(np.float32)
+    out["n_measurements"] = feats.shape[1]
+    return out
 
 
 def _predict_all(ctx: StageContext, fit, images: np.ndarray, norm, k: int, n_targets: int
@@ -161,32 +191,37 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     if not has_target.all():
         log.warning("%s: %d of %d galaxies have no finite %s; they are predicted but neither trained on nor scored",
                     ctx.name, int((~has_target).sum()), len(cat), ", ".join(targets))
-    held_out = held_out_mask(cat, cfg.test_fraction, cfg.seed)
-    train_idx = np.nonzero(has_target & ~held_out)[0]
-    test_idx = np.nonzero(has_target & held_out)[0]
-    if len(test_idx) < 2 or len(train_idx) < 20:
-        where = ("the survey's test split (split == 'test')" if "split" in cat
-                 else f"a test share of {cfg.test_fraction:g} (sfnet_{kind}.test_fraction)")
-        raise ValueError(f"{len(train_idx)} training and {len(test_idx)} test galaxies have a finite "
-                         f"{', '.join(targets)} with {where}; at least 20 and 2 are needed")
+    split = survey.split()
+    try:
+        train_idx, val_idx, test_idx = check_scorable(split, has_target, f"a finite {', '.join(targets)}")
+    except SplitError as e:
+        raise StageNotApplicable(str(e)) from e
+    for j, t in enumerate(targets):
+        if np.ptp(y[train_idx, j]) == 0:
+            raise StageNotApplicable(f"target column '{t}' has the same value ({y[train_idx[0], j]:g}) for all "
+                                     f"{len(train_idx)} training galaxies: there is nothing to learn")
     floors = survey.prediction_floors()
     n_imgs = len(survey)
     norm = training_normalisation(survey.images, survey.bands, train_idx, cfg.seed)
     sweep: list[dict] = []
     for k in dict.fromkeys((cfg.k, *cfg.k_sweep)):  # the browsed k first, then the rest of the sweep
-        fit_k, scores = _train_one(ctx, cfg, survey, y, train_idx, test_idx, k, floors, norm, targets,
-                                   f"k={k or 'all'}" if k == cfg.k else f"sweep k={k or 'all'}")
-        sweep.append({"k": k, "best_epoch": fit_k.best_epoch, **scores})
+        fit_k, scores, val_rmse = _train_one(ctx, cfg, survey, y, train_idx, val_idx, test_idx, k, floors, norm,
+                                             targets, f"k={k or 'all'}" if k == cfg.k else f"sweep k={k or 'all'}")
+        sweep.append({"k": k, "best_epoch": fit_k.best_epoch, "val_rmse": val_rmse, **scores})
         if k == cfg.k:
             fit = fit_k
     sweep.sort(key=lambda r: r["k"] or 10 ** 6)
     n_features = cfg.widths[-1]
     pred, idx, val = _predict_all(ctx, fit, survey.images, norm, cfg.k, len(targets))
-    table = pd.DataFrame({"galaxy_id": cat["galaxy_id"].to_numpy(), "test": held_out, "has_target": has_target})
+    table = pd.DataFrame({"galaxy_id": cat["galaxy_id"].to_numpy(), "split": split.labels(n_imgs),
+                          "test": split.mask("test", n_imgs), "has_target": has_target})
+    ctx.progress(0, 1, "photometric baseline")
+    photo = photometric_baseline(ctx, survey, y, train_idx, val_idx, test_idx, targets, floors, cfg.seed)
     baseline = {}
     for j, t in enumerate(targets):
         table[f"true_{t}"] = y[:, j]
         table[f"pred_{t}"] = pred[:, j]
+        table[f"photometric_{t}"] = photo.pop(f"_pred_{t}")
         med = float(np.median(y[train_idx, j]))
         baseline[t] = regression_metrics(np.full(len(test_idx), med), y[test_idx, j])["rmse"]
     table.to_parquet(ctx.out / PREDICTIONS_FILE, index=False)
@@ -197,32 +232,32 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     ctx.progress(0, 1, "feature statistics and correlations")
     summary = summarise_codes(idx, val, n_features, cfg.top_n)
     write_summary(summary, ctx.out)
-    rng = np.random.default_rng(cfg.seed)
-    sample = np.sort(rng.choice(n_imgs, min(n_imgs, cfg.sample_galaxies), replace=False))
+    sample, select = held_out_sample(survey, cfg.sample_galaxies, cfg.seed)
     props = property_table(survey, sample)
     idx_s, val_s = np.asarray(idx[sample]), np.asarray(val[sample])
     profiles = interpret.dense_activations(idx_s, val_s, n_features).T  # nearest features: by activation profile
-    feature_metrics = interpret_model(ctx, ctx.name, ctx.out, survey, sample, props, idx_s, val_s,
+    feature_metrics = interpret_model(ctx, ctx.name, ctx.out, survey, sample, select, props, idx_s, val_s,
                                       summary.stats, ctx.out, directions=profiles)
     main = sweep[[r["k"] for r in sweep].index(cfg.k)]
     return {
         "targets": targets, "k": cfg.k, "n_features": n_features, "n_train": int(len(train_idx)),
-        "n_test": int(len(test_idx)), "n_without_target": int((~has_target).sum()),
+        "n_val": int(len(val_idx)), "n_test": int(len(test_idx)), "n_without_target": int((~has_target).sum()),
         "best_epoch": fit.best_epoch, "train_images_per_s": round(fit.images_per_s, 1),
         "device": device_name(next(fit.model.parameters()).device),
-        "test": {t: main[t] for t in targets}, "baseline_median_rmse": baseline,
+        "test": {t: main[t] for t in targets}, "baseline_median_rmse": baseline, "photometric_baseline": photo,
+        "beats_photometric": {t: main[t]["rmse"] < photo[t]["rmse"] for t in targets},
         "rmse_by_k": {str(r["k"]): {t: r[t]["rmse"] for t in targets} for r in sweep},
         "dead_features": int(summary.stats["dead"].sum()), **feature_metrics,
     }
 
 
-@register("sfnet_metallicity", SFNetStageConfig, inputs=("survey",))
+@register("sfnet_metallicity", SFNetStageConfig, inputs=("survey",), version=3)
 def sfnet_metallicity(ctx: StageContext) -> dict:
     """Train an SFNet predicting 12+log(O/H) from the images; predictions and features."""
     return run_sfnet(ctx, "metallicity")
 
 
-@register("sfnet_bpt", SFNetStageConfig, inputs=("survey",))
+@register("sfnet_bpt", SFNetStageConfig, inputs=("survey",), version=3)
 def sfnet_bpt(ctx: StageContext) -> dict:
     """Train an SFNet predicting the BPT ratios N2 and O3 from the images; predictions and features."""
     return run_sfnet(ctx, "bpt")

@@ -9,6 +9,8 @@ from typing import Literal
 
 from galaxyml.data.hf import write_hf_survey
 from galaxyml.data.mock import MockConfig, write_mock_survey
+from galaxyml.data.split import SPLIT_COLUMN, assign_split, survey_split
+from galaxyml.data.survey import CATALOG_FILE, Survey
 from precompute.stage import StageContext, register
 
 
@@ -34,7 +36,11 @@ class SurveyConfig(MockConfig):
     test_catalog_path: str = ""
     """With source = folder: an optional CSV of test galaxies; without it a seeded test_fraction is held out."""
     test_fraction: float = 0.2
-    """With source = folder and no test CSV: share of galaxies held out as the test split."""
+    """Share of the galaxies in the test split (never trained on, scored), unless the catalog names its
+    test galaxies (a test CSV, or a ``split`` column)."""
+    val_fraction: float = 0.1
+    """Share of the galaxies in the validation split (early stopping, hyper-parameters, and the choice of
+    a best feature, scored then on the test split)."""
     bpt_min_snr: float = 3.0
     """With source = folder: S/N every BPT line needs for N2 and O3 to be computed from the fluxes."""
 
@@ -52,13 +58,27 @@ class SurveyConfig(MockConfig):
             raise ValueError(f"survey.source = '{self.source}' needs survey.dataset_path")
         if self.source == "folder" and not self.catalog_path:
             raise ValueError("survey.source = 'folder' needs survey.catalog_path (the CSV with objID and targets)")
-        if not 0.0 < self.test_fraction < 0.9:
-            raise ValueError(f"survey.test_fraction must be in (0, 0.9), got {self.test_fraction}")
+        if not (0.0 < self.test_fraction < 0.9 and 0.0 <= self.val_fraction < 0.5
+                and self.test_fraction + self.val_fraction < 0.95):
+            raise ValueError(f"survey.test_fraction ({self.test_fraction}) must be in (0, 0.9) and "
+                             f"survey.val_fraction ({self.val_fraction}) in [0, 0.5), with their sum below 0.95")
 
 
-@register("survey", SurveyConfig, version=3)
+@register("survey", SurveyConfig, version=4)
 def build_survey(ctx: StageContext) -> dict:
-    """Generate the mock survey, or read a local dataset, into the stage folder."""
+    """Generate the mock survey, or read a local dataset, into the stage folder; draw its split."""
+    metrics = _write_source(ctx)
+    survey = Survey.load(ctx.out)
+    cat = survey.catalog
+    cat[SPLIT_COLUMN] = assign_split(cat, ctx.cfg.val_fraction, ctx.cfg.test_fraction, ctx.cfg.seed)
+    cat.to_parquet(ctx.out / CATALOG_FILE, index=False)
+    split = survey_split(cat)
+    given = ctx.cfg.source == "folder" and bool(ctx.cfg.test_catalog_path)
+    metrics["split"] = {**split.counts(), "seed": ctx.cfg.seed, "test_galaxies": "given" if given else "seeded"}
+    return metrics
+
+
+def _write_source(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     if cfg.source == "folder":
         from galaxyml.data.folder import write_folder_survey
@@ -66,11 +86,11 @@ def build_survey(ctx: StageContext) -> dict:
         survey = write_folder_survey(cfg.dataset_path, cfg.catalog_path, ctx.out, cfg.image_size_px,
                                      test_catalog_csv=cfg.test_catalog_path or None, id_column=cfg.id_column or "objID",
                                      test_fraction=cfg.test_fraction, seed=cfg.seed, min_snr=cfg.bpt_min_snr,
-                                     progress=ctx.progress)
+                                     val_fraction=cfg.val_fraction, progress=ctx.progress)
         skipped = survey.meta.get("skipped", {})
         return {"n_galaxies": len(survey), "bands": "".join(survey.bands), "image_size_px": cfg.image_size_px,
-                "is_mock": False, "n_test": int((survey.catalog["split"] == "test").sum()),
-                "missing_image": skipped.get("missing_image", 0), "unreadable_image": skipped.get("unreadable_image", 0)}
+                "is_mock": False, "missing_image": skipped.get("missing_image", 0),
+                "unreadable_image": skipped.get("unreadable_image", 0)}
     if cfg.source == "hf":
         survey = write_hf_survey(cfg.dataset_path, ctx.out, cfg.image_size_px, cfg.image_column,
                                  cfg.id_column or "id_str", cfg.split, progress=ctx.progress)

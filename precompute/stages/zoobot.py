@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from galaxyml.data.survey import Survey, held_out_mask
+from galaxyml.data.split import SplitError, check_scorable
+from galaxyml.data.survey import Survey
 from galaxyml.models.device import device_name
 from galaxyml.models.sfnet import SFNetConfig
 from galaxyml.models.sfnet_training import (
@@ -46,13 +47,9 @@ class ZoobotConfig(SFNetTrainConfig):
     the compute of stride 1)."""
     vote_columns: str = ""
     """Comma-separated vote-fraction columns; empty: every ``<question>_<answer>_fraction`` column."""
-    test_fraction: float = 0.2
-    """Held-out share of the galaxies when the survey has no ``split`` column (scored, never trained on)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 < self.test_fraction < 0.9:
-            raise ValueError(f"zoobot.test_fraction must be in (0, 0.9), got {self.test_fraction}")
         SFNetConfig(widths=tuple(self.widths), stem_stride=self.stem_stride)  # checks the shape
 
 
@@ -76,7 +73,7 @@ def vote_columns(cfg: ZoobotConfig, survey: Survey) -> list[str]:
     return wanted
 
 
-@register("zoobot", ZoobotConfig, inputs=("survey",))
+@register("zoobot", ZoobotConfig, inputs=("survey",), version=2)
 def train_zoobot(ctx: StageContext) -> dict:
     """Train a Zoobot-style CNN on the Galaxy Zoo vote fractions; its embeddings and predicted votes."""
     cfg: ZoobotConfig = ctx.cfg
@@ -87,18 +84,17 @@ def train_zoobot(ctx: StageContext) -> dict:
     fractions = cat[list(schema.columns)].to_numpy(np.float64)
     targets = schema.targets(fractions)
     has_votes = np.isfinite(targets).any(1)
-    held_out = held_out_mask(cat, cfg.test_fraction, cfg.seed)
-    train_idx = np.nonzero(has_votes & ~held_out)[0]
-    test_idx = np.nonzero(has_votes & held_out)[0]
-    if len(train_idx) < 20 or len(test_idx) < 2:
-        raise ValueError(f"{len(train_idx)} training and {len(test_idx)} test galaxies have votes; "
-                         "at least 20 and 2 are needed")
+    split = survey.split()
+    try:  # trained on the survey's train split, early-stopped on its validation split, scored on its test split
+        train_idx, val_idx, test_idx = check_scorable(split, has_votes, "votes")
+    except SplitError as e:
+        raise StageNotApplicable(str(e)) from e
     norm = training_normalisation(survey.images, survey.bands, train_idx, cfg.seed)
     model_cfg = SFNetConfig(n_chan=survey.images.shape[1], widths=tuple(cfg.widths), k=0,
                             n_targets=schema.n_logits, stem_stride=cfg.stem_stride)
     loss = vote_loss(schema)
     fit = fit_sfnet(survey.images, targets, train_idx, model_cfg, cfg.train_config(),
-                    norm, progress=ctx.progress, loss=loss)
+                    norm, progress=ctx.progress, loss=loss, val_idx=val_idx)
 
     n, dim = len(survey), model_cfg.widths[-1]
     emb = np.lib.format.open_memmap(ctx.out / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(n, dim))
@@ -110,7 +106,8 @@ def train_zoobot(ctx: StageContext) -> dict:
         ctx.progress(stop, n, f"embedded {stop:,}/{n:,} galaxies")
     emb.flush()
 
-    table = pd.DataFrame({"galaxy_id": cat["galaxy_id"].to_numpy(), "test": held_out})
+    table = pd.DataFrame({"galaxy_id": cat["galaxy_id"].to_numpy(), "split": split.labels(n),
+                          "test": split.mask("test", n)})
     for j, c in enumerate(schema.columns):
         table[f"pred_{c}"] = pred[:, j]
     table.to_parquet(ctx.out / PREDICTIONS_FILE, index=False)
@@ -124,7 +121,7 @@ def train_zoobot(ctx: StageContext) -> dict:
     mae = np.where(ok, np.abs(pred[test_idx] - true), np.nan)
     base = np.where(ok, np.abs(np.nanmean(fractions[train_idx], 0) - true), np.nan)
     return {
-        "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "dim": dim,
+        "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "n_test": int(len(test_idx)), "dim": dim,
         "questions": list(schema.questions), "best_epoch": fit.best_epoch,
         "train_images_per_s": round(fit.images_per_s, 1),
         "device": device_name(next(fit.model.parameters()).device),
