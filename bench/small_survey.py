@@ -43,7 +43,8 @@ def main() -> None:
                     *args.overrides]
             t0 = time.perf_counter()
             code = build(["--preset", "demo", "--home", str(home), "--run", f"small{args.n}-{seed}", "--quiet",
-                          "--only", "matryoshka", "--only", "sfnet_metallicity", *(a for s in sets for a in ("--set", s))])
+                          "--only", "sae", "--only", "matryoshka", "--only", "sfnet_metallicity",
+                          *(a for s in sets for a in ("--set", s))])
             if code:
                 raise SystemExit(f"the build failed (exit {code})")
             atlas = Atlas.open(home / f"small{args.n}-{seed}")

@@ -65,6 +65,10 @@ def sfnet_section(model: str) -> None:
                    f"against {photo['rmse']:.3f} {unit} from aperture photometry of the same images.")
     elif photo:
         st.caption(f"The network's test RMSE is {score['rmse'] / photo['rmse']:.2f}× the photometric baseline's.")
+    if met.get("ensemble", 1) > 1:
+        single = met["test_network"][target]["rmse"]
+        st.caption(f"Predictions are the mean of {met['ensemble']} networks trained with different seeds (a survey "
+                   f"with fewer than 2,000 training galaxies); the browsed network alone: test RMSE {single:.3f}.")
     st.caption(f"Split: {met['n_train']:,} training, {met.get('n_val', 0):,} validation (early stopping) and "
                f"{met['n_test']:,} test galaxies with a finite {target}; every figure here is on the test galaxies. "
                f"{met['n_without_target']:,} galaxies have no target (predicted, but not scored). Best epoch "
@@ -148,9 +152,13 @@ def sfnet_section(model: str) -> None:
     left.image(np.asarray(thumbs[g]), caption=galaxy_id, width=192)
     truth = table[f"true_{target}"].iloc[g]
     total = float(bias[j] + active["contribution"].sum())
-    left.markdown(f"predicted **{table[f'pred_{target}'].iloc[g]:.3f}**, true "
+    part = table["split"].iloc[g] if "split" in table else ("test" if table["test"].iloc[g] else "train")
+    split_name = {"train": "training", "val": "validation", "test": "test"}[part]
+    ensemble = (f" (mean of the {met['ensemble']}-network ensemble: {table[f'pred_{target}'].iloc[g]:.3f})"
+                if f"network_{target}" in table else "")
+    left.markdown(f"predicted **{total:.3f}**{ensemble}, true "
                   f"**{'—' if not np.isfinite(truth) else f'{truth:.3f}'}** {unit}  \n"
-                  f"{'test' if table['test'].iloc[g] else 'training'} galaxy")
+                  f"{split_name} galaxy")
     names = [f"#{f} · {lab[:40]}" if lab else f"#{f}" for f, lab in zip(active["feature"], active["label"])]
     right.plotly_chart(contributions_bars(names, active["contribution"].to_numpy(), float(bias[j]), label),
                        width="stretch")

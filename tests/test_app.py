@@ -292,8 +292,15 @@ def test_predictions_page_reports_the_stage_metrics_and_a_galaxy_breakdown(home_
     assert metrics["RMSE / floor"] == f"{met['test']['oh_12']['rmse_over_floor']:.2f}"  # mock: the floor is known
     galaxy_box = next(s for s in at.selectbox if s.label == "Galaxy")
     assert galaxy_box.value == galaxy  # the deep link picks the galaxy
-    pred = table.set_index("galaxy_id").loc[galaxy, "pred_oh_12"]
-    assert any(f"predicted **{pred:.3f}**" in m.value for m in at.markdown)
+    row = table.set_index("galaxy_id").loc[galaxy]
+    assert met["ensemble"] == 5 and met["n_train"] < 2000  # a small survey: five networks are averaged
+    shown = next(m.value for m in at.markdown if m.value.startswith("predicted **"))
+    assert f"predicted **{row['network_oh_12']:.3f}**" in shown  # the browsed network: its bias + contributions
+    assert f"ensemble: {row['pred_oh_12']:.3f})" in shown and "test galaxy" in shown
+    photo = met["photometric_baseline"]["oh_12"]
+    assert metrics["Photometric RMSE"] == f"{photo['rmse']:.3f}"  # the classical baseline beside the network
+    beats = met["test"]["oh_12"]["rmse"] < photo["rmse"]
+    assert beats != any("does not beat the photometric baseline" in w.value for w in at.warning)
     breakdown = at.dataframe[0].value
     assert len(breakdown) <= met["k"] and {"feature", "contribution", "open"} <= set(breakdown.columns)
     assert all(link.startswith("/atlas?run=quick&model=sfnet_metallicity&feature=") for link in breakdown["open"])

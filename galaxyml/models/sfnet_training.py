@@ -54,7 +54,9 @@ class SFNetTrainConfig:
     unannealed model (measured: a 20-epoch run on 11,000 galaxies stopped at epoch 10 with its best
     epoch 5 when patience counted from the peak)."""
     augment: bool = True
-    """Random flips and 90-degree rotations (galaxies have no preferred orientation)."""
+    """Random flips and 90-degree rotations, per galaxy (galaxies have no preferred orientation)."""
+    shift_px: int = 0
+    """With ``augment``: also shift each training image by up to this many whole pixels per axis."""
     seed: int = 0
     """Seed of the initialisation, validation split, batch order and augmentation."""
     device: str = "auto"
@@ -63,6 +65,8 @@ class SFNetTrainConfig:
     same seed gives a close but not identical network; on the CPU it is identical."""
 
     def __post_init__(self) -> None:
+        if self.shift_px < 0:
+            raise ValueError(f"sfnet shift_px must be >= 0, got {self.shift_px}")
         if self.epochs < 1 or self.batch_size < 2 or self.patience < 1:
             raise ValueError("sfnet epochs >= 1, batch_size >= 2 and patience >= 1 are required")
         if not 0.0 < self.val_fraction < 0.5:
@@ -172,7 +176,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
                 continue
             x = norm(images[rows])
             if cfg.augment:
-                x = flip_rotate(x, gen)
+                x = flip_rotate(x, gen, cfg.shift_px)
             batch_loss = loss(model(x.to(device)).prediction, y_all[rows].to(device))
             optimiser.zero_grad(set_to_none=True)
             batch_loss.backward()
@@ -195,12 +199,27 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
     if best_state is None:
         raise ValueError("sfnet training diverged (the validation loss was never finite); lower max_lr")
     model.load_state_dict(best_state)
+    recalibrate_batch_norm(model, images, fit_idx, norm, cfg.batch_size * 4)
     with torch.no_grad():  # fold the target standardisation into the head (the identity for a custom loss)
         s = torch.from_numpy(sigma.astype(np.float32)).to(device)
         m = torch.from_numpy(mu.astype(np.float32)).to(device)
         model.head.weight.mul_(s[:, None])
         model.head.bias.mul_(s).add_(m)
     return FitResult(model.eval(), norm, history, best_epoch, seen / max(time.time() - t0, 1e-9))
+
+
+def recalibrate_batch_norm(model: SFNet, images: np.ndarray, rows: np.ndarray, norm: Normalisation, batch: int,
+                           max_galaxies: int = 8192) -> None:
+    """Recompute every batch-norm layer's running mean and variance as exact averages over (at most
+    ``max_galaxies`` of) the training galaxies, with the final weights (SWA's ``update_bn``, Izmailov et
+    al. 2018). During training they are exponential averages over the last few dozen steps, taken while
+    the weights still moved: on a few hundred galaxies (five steps an epoch) the predictions made with
+    them were measured biased by +0.05 dex on the training galaxies themselves."""
+    dev = next(model.parameters()).device
+    rows = np.sort(np.asarray(rows)[:max_galaxies])
+    batches = (norm(images[rows[s : s + batch]]).to(dev) for s in range(0, len(rows), batch))
+    torch.optim.swa_utils.update_bn(batches, model, dev)
+    model.eval()
 
 
 @torch.no_grad()

@@ -73,7 +73,7 @@ def vote_columns(cfg: ZoobotConfig, survey: Survey) -> list[str]:
     return wanted
 
 
-@register("zoobot", ZoobotConfig, inputs=("survey",), version=2)
+@register("zoobot", ZoobotConfig, inputs=("survey",), version=3)
 def train_zoobot(ctx: StageContext) -> dict:
     """Train a Zoobot-style CNN on the Galaxy Zoo vote fractions; its embeddings and predicted votes."""
     cfg: ZoobotConfig = ctx.cfg
