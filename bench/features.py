@@ -33,10 +33,12 @@ from sklearn.decomposition import PCA  # noqa: E402
 from galaxyml import interpret  # noqa: E402
 from galaxyml.atlas import Atlas, home  # noqa: E402
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE  # noqa: E402
-from precompute.stages.features import TRUTH_FACTORS, held_out_sample, property_table  # noqa: E402
+from galaxyml.data.split import scoring_sample  # noqa: E402
+from galaxyml.embeddings import input_scale  # noqa: E402
+from precompute.stages.features import TRUTH_FACTORS  # noqa: E402
 from precompute.stages.matryoshka import MatryoshkaConfig, scaled_groups  # noqa: E402
 from precompute.stages.sae import (  # noqa: E402
-    SAEConfig, encode_all, fit_sparse_coder, input_scale, latents_for_survey, start_at_mean,
+    SAEConfig, encode_all, fit_sparse_coder, latents_for_survey, start_at_mean,
 )
 
 
@@ -94,10 +96,10 @@ def main() -> None:
     survey = atlas.survey()
     if x.ndim != 2 or len(x) != len(survey):
         raise SystemExit(f"error: embeddings of shape {x.shape}, but the atlas has {len(survey):,} galaxies")
-    props = property_table(survey)
+    props = survey.properties()
     factors = [f for f in TRUTH_FACTORS if f in survey.catalog] if survey.is_mock else []
     split = survey.split()
-    sample, select = held_out_sample(survey, 20000, 0)  # features chosen on validation, scored on test galaxies
+    sample, select = scoring_sample(split, 20000, 0)  # features chosen on validation, scored on test galaxies
     truth = survey.catalog[factors].iloc[sample].reset_index(drop=True)
     stages = atlas.manifest["stages"]  # the settings the atlas was built with
     sae_cfg = SAEConfig(**{k: v for k, v in stages["sae"]["config"].items() if k in SAEConfig.__dataclass_fields__})

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from galaxyml.atlas import EMBEDDING_SOURCES, FEATURE_MODELS
-from galaxyml.data.mock.relations import bpt_classify
+from galaxyml.relations import bpt_classify
 from galaxyml.viz.predictions import (
     axis_label, binned_residuals, bpt_confusion, bpt_diagram, contributions_bars, predicted_vs_true, probe_scores,
     rmse_vs_k,

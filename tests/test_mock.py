@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from galaxyml.data.mock import MockConfig, draw_catalog, make_mock_survey, mock_meta, render_images
-from galaxyml.data.mock import relations as rel
+from galaxyml import relations as rel
 from galaxyml.data.mock.render import gaussian_convolve, sersic_images
 from galaxyml.data.survey import Survey, SurveyError
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from galaxyml.atlas import Atlas
-from galaxyml.data.mock.relations import bpt_classify
+from galaxyml.relations import bpt_classify
 from galaxyml.models.encoder import Normalisation
 from galaxyml.models.sfnet import SFNetConfig
 from galaxyml.models.sfnet_training import SFNetTrainConfig, fit_sfnet, load_sfnet, predict, save_sfnet

@@ -19,9 +19,11 @@ from precompute.stages.zoobot import ZoobotConfig, vote_columns
 
 def test_questions_are_read_from_galaxy_zoo_column_names():
     schema = VoteSchema.from_columns(VOTE_COLUMNS)
-    assert schema.questions == ("smooth-or-featured", "disk-edge-on", "has-spiral-arms", "bar", "merging")
-    # three answers, then binary questions with a complement each, then three bar answers, then merging
-    assert schema.slices == ((0, 3), (3, 5), (5, 7), (7, 10), (10, 12))
+    assert schema.questions == ("smooth-or-featured", "disk-edge-on", "has-spiral-arms", "bar", "merging",
+                                "anything-odd", "odd-feature")
+    # three answers, then binary questions with a complement each, then three bar answers, then merging,
+    # then Galaxy Zoo 2's "anything odd?" and its "ring" answer, binary too
+    assert schema.slices == ((0, 3), (3, 5), (5, 7), (7, 10), (10, 12), (12, 14), (14, 16))
     with pytest.raises(ValueError, match="<question>_<answer>_fraction"):
         VoteSchema.from_columns(["bar_strong", "smooth-or-featured_smooth_fraction"])
 
@@ -38,7 +40,7 @@ def test_loss_is_zero_at_the_observed_fractions_and_ignores_unasked_questions():
     schema = VoteSchema.from_columns(VOTE_COLUMNS)
     rng = np.random.default_rng(0)
     fractions = rng.dirichlet(np.ones(3), 8)
-    f = np.column_stack([fractions, rng.random((8, 2)), rng.dirichlet(np.ones(3), 8), rng.random(8)])
+    f = np.column_stack([fractions, rng.random((8, 2)), rng.dirichlet(np.ones(3), 8), rng.random((8, 3))])
     f[3, 5:8] = np.nan  # the bar question was not asked of galaxy 3
     target = torch.from_numpy(schema.targets(f))
     logits = torch.log(torch.nan_to_num(target, nan=0.5).clamp_min(1e-12))
@@ -60,7 +62,8 @@ def test_a_catalog_without_votes_makes_the_stage_not_applicable_and_a_wrong_colu
 def test_quick_atlas_embeddings_come_from_the_vote_network(quick_home):
     atlas = Atlas.open(quick_home / "quick")
     met = atlas.metrics("zoobot")
-    assert met["questions"] == ["smooth-or-featured", "disk-edge-on", "has-spiral-arms", "bar", "merging"]
+    assert met["questions"] == ["smooth-or-featured", "disk-edge-on", "has-spiral-arms", "bar", "merging",
+                                "anything-odd", "odd-feature"]
     assert met["test_mae"] < met["baseline_mae"]  # it learned the votes, beyond their mean
     assert atlas.metrics("embeddings")["source"] == "zoobot"
     emb = np.load(quick_home / "quick" / "embeddings" / "embeddings.npy", allow_pickle=False)

@@ -125,3 +125,19 @@ def check_scorable(split: Split, has_target: np.ndarray | None = None, what: str
                          f"and {min_test} are needed to train and to score (add galaxies, or raise "
                          f"survey.test_fraction)")
     return train, val, test
+
+
+def scoring_sample(split: Split, cap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The galaxies features are scored on: the held-out ones (validation and test splits, at most
+    ``cap``, seeded), sorted, and a mask over them of those that *choose* a best feature (the validation
+    galaxies; a seeded half of the held-out ones when there are fewer than 10 of those); the others
+    score it."""
+    rng = np.random.default_rng(seed)
+    rows = split.held_out
+    if len(rows) > cap:
+        rows = np.sort(rng.choice(rows, cap, replace=False))
+    select = np.isin(rows, split.val)
+    if select.sum() < 10 or (~select).sum() < 10:
+        select = np.zeros(len(rows), bool)
+        select[rng.permutation(len(rows))[: len(rows) // 2]] = True
+    return rows, select

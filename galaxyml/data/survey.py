@@ -79,23 +79,27 @@ class Survey:
         """True for the mock universe: the app labels such data as mock everywhere."""
         return bool(self.meta.get("is_mock", False))
 
+    def properties(self, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The physical properties (float64) of the galaxies ``rows`` (all by default), index reset: the
+        numeric columns that are not identifiers, angles or codes (:data:`NOT_PROPERTIES`) and that vary
+        over those galaxies."""
+        cat = self.catalog if rows is None else self.catalog.iloc[rows].reset_index(drop=True)
+        cols = [c for c in self.property_columns() if c not in NOT_PROPERTIES and cat[c].nunique() > 1]
+        return cat[cols].astype(np.float64)
+
     def property_columns(self) -> list[str]:
         """Numeric catalog columns (the properties features are compared with)."""
         skip = {"galaxy_id", "ra", "dec"}
         return [c for c in self.catalog.columns if c not in skip and pd.api.types.is_numeric_dtype(self.catalog[c])]
 
     def prediction_floors(self) -> dict[str, float]:
-        """Per property, the scatter no model can predict from the images (mock surveys; empty
-        otherwise). N2's is derived from the catalog's metallicities (see
-        :func:`galaxyml.data.mock.survey.n2_floor`), so a survey written before that propagation reads
-        right too."""
-        floors = dict(self.meta.get("prediction_floors", {}))
-        scatter = self.meta.get("config", {}).get("metallicity_scatter_dex")
-        if self.is_mock and "n2" in floors and scatter is not None and {"oh_12", "agn"} <= set(self.catalog):
-            from galaxyml.data.mock.survey import n2_floor
+        """Per property, the scatter no model can predict from the images (mock surveys, see
+        :func:`galaxyml.data.mock.survey.prediction_floors`; empty otherwise)."""
+        if not self.is_mock:
+            return dict(self.meta.get("prediction_floors", {}))
+        from galaxyml.data.mock.survey import prediction_floors
 
-            floors["n2"] = n2_floor(scatter, self.catalog)
-        return floors
+        return prediction_floors(self.meta, self.catalog)
 
     def split(self) -> Split:
         """The survey's train / validation / test split (:mod:`galaxyml.data.split`)."""
@@ -118,9 +122,9 @@ class Survey:
             raise SurveyError("this survey has no star particles (only the mock universe generates them)")
         if not 0 <= index < len(self):
             raise IndexError(f"galaxy index {index} is outside the survey (0-{len(self) - 1})")
-        from galaxyml.data.mock.particles import mock_particles
+        from galaxyml.data.mock.particles import survey_particles
 
-        return mock_particles(self.catalog.iloc[index], int(self.meta["config"]["seed"]), index, n)
+        return survey_particles(self.meta, self.catalog.iloc[index], index, n)
 
     def rgb(self, index: slice | np.ndarray | None = None) -> np.ndarray:
         """Display thumbnails of the selected galaxies as (n, H, W, 3) uint8."""
@@ -149,6 +153,14 @@ class Survey:
         except (ValueError, OSError) as e:
             raise SurveyError(f"cannot read the survey in {path}: {e}") from e
         return cls(catalog=catalog, images=images, bands=tuple(info["bands"]), meta=info.get("meta", {}))
+
+
+NOT_PROPERTIES = {"ra", "dec", "artefact_seed", "arm_phase_rad", "bar_pa_offset_deg", "companion_pa_deg", "pa_deg",
+                  "artefact_type", "bpt_class", "flux_g", "flux_r", "flux_z",
+                  *(f"{s}_{q}" for s in ("bar", "ring", "spiral", "merger") for q in ("snr", "resolved", "visible"))}
+"""Numeric catalog columns that are identifiers, angles or codes rather than physical properties, or
+that repeat another column (fluxes are the magnitudes again), and the mock's visibility of each
+structure (truth about the image, scored as truth alignment, not a property)."""
 
 
 FRACTION_SUFFIX = "_fraction"

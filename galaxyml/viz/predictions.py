@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from galaxyml.data.mock.relations import BPT_CLASSES, kauffmann_o3, kewley_o3
+from galaxyml.relations import BPT_CLASSES, kauffmann_o3, kewley_o3
 
 MARGIN = dict(l=10, r=10, t=30, b=10)
 TARGET_NAMES = {"oh_p50": "12+log(O/H)", "oh_12": "12+log(O/H)", "n2": "log [NII]/Hα", "o3": "log [OIII]/Hβ"}

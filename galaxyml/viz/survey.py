@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from galaxyml.data.mock import relations as rel
+from galaxyml import relations as rel
 
 STRUCTURE_FLAGS = ("spiral", "bar", "ring", "merger", "edge_on", "dust_lane", "agn", "artefact", "quenched")
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from galaxyml import interpret
 from galaxyml.atlas import EMBEDDING_FEATURE_MODELS
+from galaxyml.data.split import scoring_sample
 from galaxyml.data.survey import Survey, vote_label
 from galaxyml.features import (CODE_INDICES_FILE, CODE_VALUES_FILE, STATS_FILE, decoder_directions, summarise_codes,
                                write_summary)
@@ -20,14 +21,11 @@ from precompute.stage import StageContext, register
 
 FEATURE_MODELS = EMBEDDING_FEATURE_MODELS
 """Stages whose sparse codes are summarised here."""
-TRUTH_FACTORS = ("spiral", "bar", "ring", "merger", "edge_on", "dust_lane", "agn", "quenched", "artefact")
-"""Binary generating factors of the mock universe scored by truth alignment."""
-NOT_PROPERTIES = {"ra", "dec", "artefact_seed", "arm_phase_rad", "bar_pa_offset_deg", "companion_pa_deg", "pa_deg",
-                  "artefact_type", "bpt_class", "flux_g", "flux_r", "flux_z"}
-"""Numeric catalog columns that are identifiers, angles or codes rather than physical properties, or
-that repeat another column (fluxes are the magnitudes again)."""
-
-
+TRUTH_FACTORS = ("spiral", "bar", "ring", "merger", "edge_on", "dust_lane", "agn", "quenched", "artefact",
+                 "spiral_visible", "bar_visible", "ring_visible", "merger_visible")
+"""Binary generating factors of the mock universe scored by truth alignment; ``<s>_visible`` is the
+structure where the image shows it (:mod:`galaxyml.data.mock.visibility`), so that a feature is measured
+against what the pixels hold as well as against all the structure drawn."""
 @dataclass(frozen=True)
 class FeaturesConfig:
     """How features are summarised."""
@@ -49,37 +47,12 @@ class FeaturesConfig:
                              "features.sample_galaxies >= 100 are required")
 
 
-def property_table(survey: Survey, rows: np.ndarray | None = None) -> pd.DataFrame:
-    """The physical properties (float64) of the galaxies ``rows`` (all by default), index reset; only
-    columns that vary over those galaxies."""
-    cat = survey.catalog if rows is None else survey.catalog.iloc[rows].reset_index(drop=True)
-    cols = [c for c in survey.property_columns() if c not in NOT_PROPERTIES and cat[c].nunique() > 1]
-    return cat[cols].astype(np.float64)
-
-
-def held_out_sample(survey: Survey, cap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The galaxies features are scored on: the held-out ones (validation and test splits, at most
-    ``cap``, seeded), sorted, and a mask over them of those that *choose* a best feature (the validation
-    galaxies; a seeded half of the held-out ones when there are fewer than 10 of those); the others
-    score it."""
-    split = survey.split()
-    rng = np.random.default_rng(seed)
-    rows = split.held_out
-    if len(rows) > cap:
-        rows = np.sort(rng.choice(rows, cap, replace=False))
-    select = np.isin(rows, split.val)
-    if select.sum() < 10 or (~select).sum() < 10:
-        select = np.zeros(len(rows), bool)
-        select[rng.permutation(len(rows))[: len(rows) // 2]] = True
-    return rows, select
-
-
 def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey, sample: np.ndarray,
                     select: np.ndarray, props: pd.DataFrame, idx: np.ndarray, val: np.ndarray, stats: pd.DataFrame,
                     out: Path, directions: np.ndarray | None = None) -> dict:
     """Correlations, novelty, labels, neighbours, examples and truth alignment of one model's features.
 
-    ``props`` are the property rows of the held-out galaxies ``sample`` (:func:`held_out_sample`),
+    ``props`` are the property rows of the held-out galaxies ``sample`` (:func:`galaxyml.data.split.scoring_sample`),
     ``select`` marks those that choose a best property per feature and a best feature per property and
     per truth factor, whose scores come from the other rows. ``idx``/``val`` are their sparse codes, and
     ``stats`` the model's statistics table, extended and rewritten here. Nearest features are by the
@@ -134,8 +107,8 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
 def summarise_features(ctx: StageContext) -> dict:
     """Statistics, top galaxies, histograms and interpretability of every feature model."""
     survey = Survey.load(ctx.inputs["survey"])
-    sample, select = held_out_sample(survey, ctx.cfg.sample_galaxies, ctx.cfg.seed)
-    props = property_table(survey, sample)
+    sample, select = scoring_sample(survey.split(), ctx.cfg.sample_galaxies, ctx.cfg.seed)
+    props = survey.properties(sample)
     metrics = {}
     for model in FEATURE_MODELS:
         folder = ctx.inputs[model]

@@ -16,7 +16,8 @@ from sklearn.decomposition import IncrementalPCA
 
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
 from precompute.stage import StageContext, log, register
-from precompute.stages.sae import input_scale, load_embeddings, training_rows
+from galaxyml.embeddings import input_scale
+from precompute.stages.sae import load_embeddings, training_rows
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from sklearn.preprocessing import StandardScaler
 from galaxyml.data.survey import Survey
 from precompute.stage import StageContext, StageNotApplicable, register
 from precompute.stages.embeddings import EmbeddingsConfig, embeddings_source, encode_survey
-from precompute.stages.features import property_table
 from precompute.stages.sae import load_embeddings
 
 PROBES_FILE = "probes.parquet"
@@ -111,7 +110,7 @@ def linear_probes(ctx: StageContext) -> dict:
     rng = np.random.default_rng(cfg.seed)
     held_out = survey.split().held_out
     sample = np.sort(rng.choice(held_out, min(len(held_out), cfg.sample_galaxies), replace=False))
-    props = property_table(survey, sample)
+    props = survey.properties(sample)
     units = survey.meta.get("units", {})
     table = probe_table(np.asarray(emb[sample], np.float64), props, units, cfg, ctx.progress)
     if table.empty:

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from galaxyml.data.survey import Survey
+from galaxyml.embeddings import input_scale
+from galaxyml.embeddings import load_embeddings as embeddings_of
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
 from galaxyml.models.device import check_device, device_name, resolve_device
 from galaxyml.models.sae import MatryoshkaSAE, TopKSAE, dead_mask, default_lr, save_sae, train_step
@@ -132,15 +134,6 @@ def encode_all(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, train_mask: np.nd
     return idx, val, fvu
 
 
-def input_scale(sample: np.ndarray, input_norm: str) -> np.ndarray:
-    """Per-dimension divisor of the embeddings: one shared scalar, or each dimension's std."""
-    if input_norm == "global":  # the centred data gets unit mean variance per dimension
-        scale = np.full(sample.shape[1], np.sqrt(sample.var(0).mean()) or 1.0)
-    else:
-        scale = np.sqrt(sample.var(0)) + 1e-8
-    return scale.astype(np.float32)
-
-
 def fit_sparse_coder(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, rng: np.random.Generator,
                      ctx: StageContext, rows: np.ndarray) -> tuple[list[dict], float]:
     """Train ``sae`` on the rows ``rows`` of ``x`` / ``scale`` on ``cfg.device`` (the SAE is moved there):
@@ -211,7 +204,8 @@ def write_codes(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, history: li
 
 
 def load_embeddings(ctx: StageContext) -> np.ndarray:
-    return np.load(ctx.inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)
+    """The embeddings stage's (N, d) embeddings, memory-mapped."""
+    return embeddings_of(ctx.inputs["embeddings"])
 
 
 def training_rows(ctx: StageContext) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from galaxyml import interpret
-from galaxyml.data.split import SplitError, check_scorable
+from galaxyml.data.split import SplitError, check_scorable, scoring_sample
 from galaxyml.data.survey import Survey
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE, summarise_codes, write_summary
 from galaxyml.models.device import device_name
@@ -33,7 +33,7 @@ from galaxyml.models.sfnet_training import (
     SFNetTrainConfig, fit_sfnet, iter_predictions, predict, regression_metrics, save_sfnet, training_normalisation,
 )
 from precompute.stage import StageContext, StageNotApplicable, log, register
-from precompute.stages.features import held_out_sample, interpret_model, property_table
+from precompute.stages.features import interpret_model
 
 PREDICTIONS_FILE = "predictions.parquet"
 SWEEP_FILE = "sweep.json"
@@ -278,8 +278,8 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     ctx.progress(0, 1, "feature statistics and correlations")
     summary = summarise_codes(idx, val, n_features, cfg.top_n)
     write_summary(summary, ctx.out)
-    sample, select = held_out_sample(survey, cfg.sample_galaxies, cfg.seed)
-    props = property_table(survey, sample)
+    sample, select = scoring_sample(split, cfg.sample_galaxies, cfg.seed)
+    props = survey.properties(sample)
     idx_s, val_s = np.asarray(idx[sample]), np.asarray(val[sample])
     profiles = interpret.dense_activations(idx_s, val_s, n_features).T  # nearest features: by activation profile
     feature_metrics = interpret_model(ctx, ctx.name, ctx.out, survey, sample, select, props, idx_s, val_s,

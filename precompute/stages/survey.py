@@ -64,7 +64,7 @@ class SurveyConfig(MockConfig):
                              f"survey.val_fraction ({self.val_fraction}) in [0, 0.5), with their sum below 0.95")
 
 
-@register("survey", SurveyConfig, version=4)
+@register("survey", SurveyConfig, version=5)
 def build_survey(ctx: StageContext) -> dict:
     """Generate the mock survey, or read a local dataset, into the stage folder; draw its split."""
     metrics = _write_source(ctx)

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 from astropy.cosmology import Planck18
 
-from galaxyml.data.mock import relations as rel
+from galaxyml import relations as rel
 from galaxyml.data.mock.config import MockConfig
 from galaxyml.data.mock.structure import VOTE_COLUMNS, draw_agn, draw_structure, draw_votes
+from galaxyml.data.mock.visibility import STRUCTURES, structure_visibility
 
 ZERO_POINT_MAG = 22.5
 """AB magnitude of a flux of 1 nanomaggy."""
@@ -38,6 +39,7 @@ UNITS: dict[str, str] = {
     "ring_flux_frac": "", "merger": "bool", "companion_flux_ratio": "", "companion_sep_arcsec": "arcsec",
     "companion_pa_deg": "deg", "tail_flux_frac": "", "artefact": "bool",
     "artefact_type": "0 none, 1 trail, 2 star, 3 column", "artefact_seed": "",
+    **{f"{s}_{q}": u for s in STRUCTURES for q, u in (("snr", "S/N"), ("resolved", "0-1"), ("visible", "bool"))},
     **{col: "fraction" for col in VOTE_COLUMNS},
 }
 
@@ -149,6 +151,7 @@ def draw_block(cfg: MockConfig, block: int) -> pd.DataFrame:
     cols = {k: df[k].to_numpy() for k in df.columns}
     cols.update(draw_agn(cfg, rng, cols))
     cols.update(draw_structure(cfg, rng, cols))
+    cols.update(structure_visibility(cfg, cols))
     cols.update(draw_votes(cfg, rng, cols))
     df = pd.DataFrame(cols)
     for band in "grz":

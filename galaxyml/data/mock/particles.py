@@ -118,3 +118,8 @@ def mock_particles(catalog_row: Mapping, seed: int, index: int, n: int = 20_000)
     """Star particles of mock galaxy ``index`` (deterministic in (seed, index))."""
     rng = np.random.default_rng([seed, _STREAM_PARTICLES, index])
     return galaxy_particles(catalog_row, n, rng)
+
+
+def survey_particles(meta: Mapping, catalog_row: Mapping, index: int, n: int = 20_000) -> np.ndarray:
+    """Star particles of galaxy ``index`` of a mock survey, from its metadata's seed."""
+    return mock_particles(catalog_row, int(meta["config"]["seed"]), index, n)

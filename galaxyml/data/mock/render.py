@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from scipy.special import gamma, gammainc, gammaincinv
 
-from galaxyml.data.mock import relations as rel
+from galaxyml import relations as rel
 from galaxyml.data.mock.artefacts import add_artefacts
 from galaxyml.data.mock.config import MockConfig
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from galaxyml.data.mock import relations as rel
+from galaxyml import relations as rel
 from galaxyml.data.mock.config import MockConfig
+from galaxyml.data.mock.visibility import MIN_SNR
 
 ARTEFACT_TYPES = {0: "none", 1: "satellite trail", 2: "bright star", 3: "bad column"}
 BPT_CLASSES = {-1: "no lines", 0: "star-forming", 1: "AGN"}
@@ -82,21 +83,27 @@ VOTE_COLUMNS = (
     "smooth-or-featured_smooth_fraction", "smooth-or-featured_featured-or-disk_fraction",
     "smooth-or-featured_artifact_fraction", "disk-edge-on_yes_fraction", "has-spiral-arms_yes_fraction",
     "bar_strong_fraction", "bar_weak_fraction", "bar_no_fraction", "merging_merger_fraction",
+    "anything-odd_yes_fraction", "odd-feature_ring_fraction",
 )
+"""The last two follow Galaxy Zoo 2 (Willett et al. 2013): "Is there anything odd?" asked of everyone,
+then "What is the odd feature?" (here: ring, or anything else) asked of those who answered yes."""
 
 
 def draw_votes(cfg: MockConfig, rng: np.random.Generator, c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Galaxy-Zoo-like vote fractions from the truth, with binomial noise of ``cfg.n_volunteers``.
+    """Galaxy-Zoo-like vote fractions from the *visible* truth, with binomial noise of ``cfg.n_volunteers``.
 
-    Volunteers see features less often in small or faint galaxies: detection probabilities shrink
-    with the apparent disk size and the r magnitude.
+    Volunteers vote only what they see: a bar, ring, set of arms or companion counts through its
+    visibility (:mod:`galaxyml.data.mock.visibility`: resolved beyond the PSF and above the sky noise),
+    and they see features less often in small or faint galaxies (detection shrinks with the apparent
+    disk size and the r magnitude).
     """
     k = cfg.n_volunteers
     seen = _logistic((np.log10(c["r_e_disk_arcsec"]) - 0.1) / 0.15) * _logistic((18.8 - c["mag_r"]) / 0.4)
     seen = np.clip(0.25 + 0.75 * seen, 0.0, 1.0)
+    shown = {s: c[f"{s}_resolved"] * (c[f"{s}_snr"] >= MIN_SNR) for s in ("bar", "ring", "spiral", "merger")}
     p_art = np.where(c["artefact"] > 0, 0.7, 0.02)
     p_feat = (1 - p_art) * np.clip(_logistic((0.45 - c["bulge_to_total"]) / 0.08) * seen
-                                   + 0.6 * c["spiral"] * seen + 0.5 * c["merger"], 0.03, 0.97)
+                                   + 0.6 * shown["spiral"] * seen + 0.5 * shown["merger"], 0.03, 0.97)
     p_smooth = np.clip(1 - p_art - p_feat, 0.0, 1.0)
     probs = np.stack([p_smooth, p_feat, p_art], axis=1)
     counts = rng.multinomial(k, probs / probs.sum(1, keepdims=True))
@@ -104,17 +111,24 @@ def draw_votes(cfg: MockConfig, rng: np.random.Generator, c: dict[str, np.ndarra
     def frac(p: np.ndarray) -> np.ndarray:
         return rng.binomial(k, np.clip(p, 0.0, 1.0)) / k
 
-    bar_p = np.where(c["bar"] > 0, 0.2 + 0.6 * seen * c["bar_flux_frac"] / 0.35, 0.05)
+    bar_p = np.where(c["bar"] > 0, 0.05 + (0.15 + 0.6 * seen * c["bar_flux_frac"] / 0.35) * shown["bar"], 0.05)
     strong = frac(bar_p * 0.6)
     weak = np.minimum(frac(bar_p * 0.4 + 0.1), 1 - strong)
+    # "Anything odd?" then "which feature?": a visible ring, a merger or an artefact makes a galaxy odd.
+    p_ring = np.where(c["ring"] > 0, 0.05 + 0.8 * shown["ring"] * seen, 0.005)
+    p_odd = 1 - (1 - p_ring) * (1 - 0.6 * shown["merger"]) * (1 - np.where(c["artefact"] > 0, 0.5, 0.0)) * 0.95
+    odd = rng.binomial(k, np.clip(p_odd, 0.0, 1.0))
+    ring_votes = rng.binomial(odd, np.clip(p_ring / p_odd, 0.0, 1.0))
     return {
         VOTE_COLUMNS[0]: counts[:, 0] / k,
         VOTE_COLUMNS[1]: counts[:, 1] / k,
         VOTE_COLUMNS[2]: counts[:, 2] / k,
         VOTE_COLUMNS[3]: frac(np.where(c["edge_on"] > 0, 0.92, 0.04 + 0.1 * (c["cos_incl"] < 0.35))),
-        VOTE_COLUMNS[4]: frac(np.where(c["spiral"] > 0, 0.35 + 0.6 * seen, 0.08)),
+        VOTE_COLUMNS[4]: frac(np.where(c["spiral"] > 0, 0.08 + (0.27 + 0.6 * seen) * shown["spiral"], 0.08)),
         VOTE_COLUMNS[5]: strong,
         VOTE_COLUMNS[6]: weak,
         VOTE_COLUMNS[7]: 1 - strong - weak,
-        VOTE_COLUMNS[8]: frac(np.where(c["merger"] > 0, 0.3 + 0.6 * seen, 0.03)),
+        VOTE_COLUMNS[8]: frac(np.where(c["merger"] > 0, 0.03 + (0.27 + 0.6 * seen) * shown["merger"], 0.03)),
+        VOTE_COLUMNS[9]: odd / k,
+        VOTE_COLUMNS[10]: ring_votes / np.maximum(odd, 1),
     }

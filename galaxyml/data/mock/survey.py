@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galaxyml.data.mock import relations
+from galaxyml import relations
 from galaxyml.data.mock.catalog import UNITS, draw_catalog
 from galaxyml.data.mock.config import MockConfig
 from galaxyml.data.mock.render import render_images
@@ -31,6 +31,16 @@ def n2_floor(metallicity_scatter_dex: float, catalog: pd.DataFrame) -> float:
     h = 1e-3
     slope = (relations.t04_to_pp04(oh + h) - relations.t04_to_pp04(oh - h)) / (2 * h)
     return float(metallicity_scatter_dex / 0.57 * np.sqrt(np.mean(slope**2)))
+
+
+def prediction_floors(meta: dict, catalog: pd.DataFrame) -> dict[str, float]:
+    """The floors recorded in a mock survey's metadata, with N2's derived from its catalog
+    (:func:`n2_floor`), so that a survey written before that propagation reads right too."""
+    floors = dict(meta.get("prediction_floors", {}))
+    scatter = meta.get("config", {}).get("metallicity_scatter_dex")
+    if "n2" in floors and scatter is not None and {"oh_12", "agn"} <= set(catalog):
+        floors["n2"] = n2_floor(scatter, catalog)
+    return floors
 
 
 def mock_meta(cfg: MockConfig, catalog: pd.DataFrame) -> dict:

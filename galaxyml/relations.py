@@ -1,4 +1,7 @@
-"""Scaling relations of the mock universe, as small pure functions of numpy arrays.
+"""Literature relations of galaxies, as small pure functions of numpy arrays: the scaling relations
+the mock universe is drawn from, and the BPT demarcation lines and classes the pages and figures draw.
+One module for all of them, so the mock, the figures and the pages agree (and a page never imports the
+mock generator).
 
 Each function names the paper it follows. Scatter is added by the caller, so every function
 here returns the mean relation and the recovery tests can fit against it.
