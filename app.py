@@ -67,6 +67,12 @@ if atlas.ready("survey"):
     cols[2].metric("Cutout", f"{m.get('image_size_px', '?')} px")
     cols[3].metric("Pixel scale", f"{meta.get('pixel_scale_arcsec', '?')}″")
     cols[4].metric("Stages ready", f"{len(ready)}/{len(stage_names)}")
+    if "split" in m:
+        sp = m["split"]
+        st.caption(f"Split: {sp['train']:,} training, {sp['val']:,} validation and {sp['test']:,} test galaxies "
+                   f"({'test galaxies from your test catalog' if sp.get('test_galaxies') == 'given' else 'seeded'}). "
+                   "Networks train on the first, choose their epoch and settings on the second and are scored on "
+                   "the third; every figure in the atlas says which galaxies it is computed on.")
     if atlas.ready("thumbnails"):
         thumbs = loaders.thumbnails(atlas)
         ids = loaders.catalog(atlas)["galaxy_id"]
@@ -82,7 +88,7 @@ if atlas.ready("sae"):
         cols[0].metric("Vote-fraction MAE", f"{zoo['test_mae']:.3f}", delta=f"baseline {zoo['baseline_mae']:.3f}",
                        delta_color="off", delta_arrow="off",
                        help="Mean absolute error of the Zoobot-style network's predicted Galaxy Zoo vote fractions "
-                            f"on {zoo['n_test']:,} held-out galaxies (baseline: the training mean); its "
+                            f"on {zoo['n_test']:,} test galaxies (baseline: the training mean); its "
                             "penultimate activations are the embeddings the SAEs read")
     else:
         cols[0].metric("Encoder val. loss", f"{enc.get('val_loss', float('nan')):.4f}",

@@ -190,7 +190,9 @@ if atlas.ready("probes"):
     probes = loaders.probes(atlas)
     st.caption("Cross-validated ridge regression (R²) for continuous properties and logistic regression (accuracy, "
                "AUROC, against the majority-class accuracy) for flags, from the embeddings (of the "
-               f"{atlas.embeddings_source()}) to each catalog property.")
+               f"{atlas.embeddings_source()}) to each catalog property, fitted and cross-validated on the "
+               f"{atlas.metrics('probes').get('n_galaxies', 0):,} held-out galaxies (validation and test splits), "
+               "which no network of the atlas trained on.")
     st.plotly_chart(probe_scores(probes), width="stretch")
     shown, encoder = probes, loaders.encoder_probes(atlas)
     if encoder is not None:  # the same probes of the astroPT-style encoder's embeddings, for comparison

@@ -65,7 +65,10 @@ def test_an_id_and_one_target_build_every_stage_and_page(cutouts, monkeypatch):
     for model in ("sae", "matryoshka", "pca"):  # FVU on held-out galaxies, the training galaxies' beside it
         m = atlas.metrics(model)
         assert m["fvu_split"] == "held_out" and np.isfinite(m["fvu"]) and np.isfinite(m["fvu_train"])
-    every_page_renders(home, monkeypatch)
+    shown = every_page_renders(home, monkeypatch)
+    assert any(c.value.startswith(f"Split: {split['train']:,} training, {split['val']:,} validation")
+               for c in shown[0].caption)  # the home page says how the galaxies were split
+    assert any("held-out galaxies" in c.value for c in shown[3].caption)  # probes: which galaxies
 
 
 def test_mpa_jhu_columns_build_both_networks_and_every_page(cutouts, monkeypatch):

@@ -84,9 +84,11 @@ def structure_visibility(cfg: MockConfig, c: dict[str, np.ndarray]) -> dict[str,
     # N_eff = 8 pi h^2 q; the share of it a matched filter keeps is measured (ARM_CALIBRATION).
     h = SCALE_LENGTH_PER_RE * re
     n_disk = 8 * np.pi * (h**2 + sigma_psf**2) * q
+    # Arms are told apart when their separation round the disk at r_e exceeds the PSF (with half the
+    # separation instead, a CNN trained on the images still found the "hidden" spirals at AUROC 0.99).
     arm_spacing = 2 * np.pi * re * np.sqrt(q) / np.maximum(c["n_arms"], 1)
     emit("spiral", c["spiral"] > 0, ARM_CALIBRATION * c["arm_strength"] * disk / (sky * np.sqrt(n_disk)),
-         _resolved(arm_spacing / 2, fwhm))
+         _resolved(arm_spacing, fwhm))
 
     # Merger: the companion (a disk of r_e sqrt(ratio), exponential) at 2.5-5 arcsec, always outside the PSF.
     rc = SCALE_LENGTH_PER_RE * re * np.sqrt(np.maximum(c["companion_flux_ratio"], 1e-6))
