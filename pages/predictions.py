@@ -49,12 +49,11 @@ def sfnet_section(model: str) -> None:
     cols[3].metric("Median RMSE", f"{met['baseline_median_rmse'][target]:.3f}",
                    help="Test RMSE of predicting the training median for every galaxy")
     if photo:
-        cols[4].metric("Photometric RMSE", f"{photo['rmse']:.3f}",
-                       delta=f"{score['rmse'] - photo['rmse']:+.3f} network − photometric", delta_color="inverse",
-                       help=f"Test RMSE of the classical baseline ({photo['method']} regression on "
+        cols[4].metric("Photometric", f"{photo['rmse']:.3f}",
+                       help=f"Test RMSE of the photometric baseline [{unit}]: {photo['method']} regression on "
                             f"{met['photometric_baseline']['n_measurements']} aperture magnitudes, colours, "
                             "concentration, half-light radius and axis ratio measured from the same images, trained "
-                            "on the same galaxies; ridge or boosted chosen on the validation galaxies)")
+                            "on the same galaxies (ridge or boosted trees, chosen on the validation galaxies)")
     if floor:
         cols[5].metric("RMSE / floor", f"{score['rmse'] / floor:.2f}",
                        help=f"Floor = the scatter injected around the relation ({floor:g} {unit}): the error left by a model "

@@ -298,7 +298,7 @@ def test_predictions_page_reports_the_stage_metrics_and_a_galaxy_breakdown(home_
     assert f"predicted **{row['network_oh_12']:.3f}**" in shown  # the browsed network: its bias + contributions
     assert f"ensemble: {row['pred_oh_12']:.3f})" in shown and "test galaxy" in shown
     photo = met["photometric_baseline"]["oh_12"]
-    assert metrics["Photometric RMSE"] == f"{photo['rmse']:.3f}"  # the classical baseline beside the network
+    assert metrics["Photometric"] == f"{photo['rmse']:.3f}"  # the classical baseline beside the network
     beats = met["test"]["oh_12"]["rmse"] < photo["rmse"]
     assert beats != any("does not beat the photometric baseline" in w.value for w in at.warning)
     breakdown = at.dataframe[0].value
