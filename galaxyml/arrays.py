@@ -11,3 +11,13 @@ def streamed_mean(x: np.ndarray, chunk: int = 65536) -> np.ndarray:
     for start in range(0, len(x), chunk):
         total += np.asarray(x[start : start + chunk], np.float64).sum(0)
     return total / max(len(x), 1)
+
+
+def fraction_unexplained(err: np.ndarray | float, sum_x: np.ndarray, sum_sq: float, n: int) -> np.ndarray | float:
+    """FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖² of ``n`` rows from streamed sums: ``err`` = Σ‖x − x̂‖², ``sum_x`` = Σx
+    (per dimension) and ``sum_sq`` = Σ‖x‖², since Σ‖x − x̄‖² = Σ‖x‖² − ‖Σx‖² / n. NaN without rows or
+    variance."""
+    var = sum_sq - float((np.asarray(sum_x, np.float64) ** 2).sum()) / max(n, 1)
+    if not n or var <= 0:
+        return np.full_like(np.asarray(err, np.float64), np.nan) if np.ndim(err) else float("nan")
+    return np.asarray(err, np.float64) / var if np.ndim(err) else float(err) / var

@@ -16,6 +16,7 @@ from sklearn.decomposition import IncrementalPCA
 
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
 from precompute.stage import StageContext, log, register
+from galaxyml.arrays import fraction_unexplained
 from galaxyml.embeddings import input_scale
 from precompute.stages.sae import load_embeddings, training_rows
 
@@ -82,11 +83,8 @@ def fit_pca(ctx: StageContext) -> dict:
         idx[s : s + len(proj)] = 2 * order + (proj < 0)
         val[s : s + len(proj)] = np.abs(proj)
         ctx.progress(len(rows) + min(s + cfg.batch_size, n), len(rows) + n, "projecting")
-    fvu = {}
-    for part in (True, False):
-        count = int((train_mask == part).sum())
-        var = sum_sq[part] - (sum_x[part] ** 2).sum() / max(count, 1)
-        fvu[part] = err[part] / var if count and var > 0 else float("nan")
+    fvu = {part: fraction_unexplained(err[part], sum_x[part], sum_sq[part], int((train_mask == part).sum()))
+           for part in (True, False)}
     np.save(ctx.out / CODE_INDICES_FILE, idx, allow_pickle=False)
     np.save(ctx.out / CODE_VALUES_FILE, val, allow_pickle=False)
     np.save(ctx.out / "components.npy", pca.components_.astype(np.float32), allow_pickle=False)

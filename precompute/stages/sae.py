@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from galaxyml.arrays import fraction_unexplained
 from galaxyml.data.survey import Survey
 from galaxyml.embeddings import input_scale
 from galaxyml.embeddings import load_embeddings as embeddings_of
@@ -126,11 +127,7 @@ def encode_all(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, train_mask: np.nd
         order = acts.argsort(dim=1, descending=True)
         idx[s : s + batch] = ind.gather(1, order).cpu().numpy()
         val[s : s + batch] = acts.gather(1, order).cpu().numpy()
-    fvu = {}
-    for p, m in parts.items():
-        rows = int(m.sum())
-        var = sum_sq[p] - (sum_x[p] ** 2).sum() / max(rows, 1)
-        fvu[p] = (err[p] / var).tolist() if rows and var > 0 else [float("nan")] * n_groups
+    fvu = {p: fraction_unexplained(err[p], sum_x[p], sum_sq[p], int(m.sum())).tolist() for p, m in parts.items()}
     return idx, val, fvu
 
 
