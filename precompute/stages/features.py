@@ -26,6 +26,8 @@ TRUTH_FACTORS = ("spiral", "bar", "ring", "merger", "edge_on", "dust_lane", "agn
 """Binary generating factors of the mock universe scored by truth alignment; ``<s>_visible`` is the
 structure where the image shows it (:mod:`galaxyml.data.mock.visibility`), so that a feature is measured
 against what the pixels hold as well as against all the structure drawn."""
+
+
 @dataclass(frozen=True)
 class FeaturesConfig:
     """How features are summarised."""
@@ -52,24 +54,22 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
                     out: Path, directions: np.ndarray | None = None) -> dict:
     """Correlations, novelty, labels, neighbours, examples and truth alignment of one model's features.
 
-    ``props`` are the property rows of the held-out galaxies ``sample`` (:func:`galaxyml.data.split.scoring_sample`),
-    ``select`` marks those that choose a best property per feature and a best feature per property and
-    per truth factor, whose scores come from the other rows. ``idx``/``val`` are their sparse codes, and
+    ``props`` are the property rows of the held-out galaxies ``sample``
+    (:func:`galaxyml.data.split.scoring_sample`); ``select`` marks those that choose a best property per
+    feature and a best feature per property and per truth factor, whose scores come from the other rows. ``idx``/``val`` are their sparse codes, and
     ``stats`` the model's statistics table, extended and rewritten here. Nearest features are by the
     cosine of ``directions`` (M, d), by default the model's decoder directions in embedding space.
     """
     n_features = len(stats)
     acts = interpret.dense_activations(idx, val, n_features)
-    if props.shape[1] == 0:  # a bare catalog (an id and a constant or missing target): nothing to correlate
-        props = pd.DataFrame({"_none": np.zeros(len(acts))}).iloc[:, :0]
     rho = interpret.spearman_matrix(acts, props)
     rho.to_parquet(out / "rho.parquet", index=False)
     rho_select = interpret.spearman_matrix(acts[select], props[select].reset_index(drop=True))
     rho_score = interpret.spearman_matrix(acts[~select], props[~select].reset_index(drop=True))
     interpret.best_by_property(rho_select, rho_score).to_parquet(out / "best_by_property.parquet", index=False)
     stats = stats.copy()
-    if props.shape[1]:
-        best = np.abs(rho_select.to_numpy()).argmax(1)  # each feature's property: chosen on one part, scored on the other
+    if props.shape[1]:  # each feature's best property: chosen on one part, scored on the other
+        best = np.abs(rho_select.to_numpy()).argmax(1)
         stats["best_property"] = rho.columns[best]
         stats["rho_best"] = rho_score.to_numpy()[np.arange(len(rho)), best]
     else:

@@ -14,10 +14,10 @@ from typing import Literal
 import numpy as np
 from sklearn.decomposition import IncrementalPCA
 
-from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
-from precompute.stage import StageContext, log, register
 from galaxyml.arrays import fraction_unexplained
 from galaxyml.embeddings import input_scale
+from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
+from precompute.stage import StageContext, log, register
 from precompute.stages.sae import load_embeddings, training_rows
 
 
