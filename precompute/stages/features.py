@@ -56,9 +56,10 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
 
     ``props`` are the property rows of the held-out galaxies ``sample``
     (:func:`galaxyml.data.split.scoring_sample`); ``select`` marks those that choose a best property per
-    feature and a best feature per property and per truth factor, whose scores come from the other rows. ``idx``/``val`` are their sparse codes, and
-    ``stats`` the model's statistics table, extended and rewritten here. Nearest features are by the
-    cosine of ``directions`` (M, d), by default the model's decoder directions in embedding space.
+    feature and a best feature per property and per truth factor, whose scores come from the other rows.
+    ``idx``/``val`` are their sparse codes, and ``stats`` the model's statistics table, extended and
+    rewritten here. Nearest features are by the cosine of ``directions`` (M, d), by default the model's
+    decoder directions in embedding space.
     """
     n_features = len(stats)
     acts = interpret.dense_activations(idx, val, n_features)
