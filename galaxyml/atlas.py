@@ -4,12 +4,15 @@ Layout of ``<home>/<run>/``::
 
     manifest.json        finished stages: config hash, input hashes, version, files, metrics
     progress.jsonl       one JSON event per line, appended by the running build
-    .lock                pid of the process building this run (absent when idle)
+    .lock                flock-ed by the process building this run (see precompute.lock)
+    .lock.json           who holds that lock (trusted only while it is held)
+    .verified.json       cache of the files' sha256 keyed on size, times and inode
     <stage>/             one folder per finished stage, renamed into place when complete
     .tmp-<stage>-<id>/   a stage being written (never read by a loader)
 
 A stage is *ready* when the manifest lists it, its folder holds every listed file with the
-listed size, and the hashes of its inputs match the stages it was built from.
+listed size and sha256 (:mod:`galaxyml.integrity`; a stage whose files changed is *stale*), and
+the hashes of its inputs match the stages it was built from.
 """
 
 from __future__ import annotations
@@ -160,9 +163,21 @@ class Atlas:
     >>> atlas.ready("sae"), atlas.metrics("sae")["fvu"]  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any]):
+    def __init__(self, path: Path, manifest: dict[str, Any], verify: bool = True):
         self.path = path
         self.manifest = manifest
+        self.stale: dict[str, list[str]] = {}
+        """Finished stages whose files no longer match their recorded sha256, with those files: not ready."""
+        if verify:
+            self.verify()
+
+    def verify(self) -> dict[str, list[str]]:
+        """Check every finished stage's files against the manifest's sha256 (hashing only files that changed
+        since they were last checked) and mark the stages that differ stale, so that nothing serves them."""
+        from galaxyml.integrity import verify_stages  # it reads this module's hashing helpers
+
+        self.stale = verify_stages(self.path, self.manifest)
+        return self.stale
 
     @classmethod
     def open(cls, path: str | Path) -> "Atlas":
@@ -176,13 +191,17 @@ class Atlas:
         return self.path.name
 
     def ready(self, stage: str) -> bool:
-        return stage_is_ready(self.path, self.manifest, stage)
+        return stage not in self.stale and stage_is_ready(self.path, self.manifest, stage)
 
     def ready_stages(self) -> list[str]:
         return [s for s in self.manifest["stages"] if self.ready(s)]
 
     def stage_dir(self, stage: str) -> Path:
         """Folder of a ready stage; raises :class:`AtlasError` naming what is missing."""
+        if stage in self.stale:
+            raise AtlasError(f"atlas '{self.name}': the files of stage '{stage}' changed on disk since it was built "
+                             f"({', '.join(self.stale[stage][:3])}); rebuild it with "
+                             f"`python -m precompute --run {self.name}`")
         if not self.ready(stage):
             raise AtlasError(f"atlas '{self.name}' has no finished '{stage}' stage yet; "
                              f"build it with `python -m precompute --run {self.name}`")

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from precompute import source
 from precompute.config import ConfigError, preset_names, read_preset, resolve_configs
 
 ALWAYS_BUILT = ("survey", "thumbnails")
@@ -47,6 +48,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      "(default: a seeded 20%% of --catalog)")
     src.add_argument("--target", metavar="COLUMN", help="SFNet target: a metallicity column such as oh_p50 "
                      "(trains sfnet_metallicity), or 'bpt' (trains sfnet_bpt on N2 and O3 from the line fluxes)")
+    src.add_argument("--replace-survey", action="store_true",
+                     help="allow this build to replace the survey of a run made from your files with another one "
+                          "(without it such a build is refused; a rerun without source options reuses the "
+                          "recorded ones)")
     sel = p.add_argument_group("which stages")
     sel.add_argument("--only", action="append", default=[], metavar="STAGE",
                      help="build only this stage and the stages it reads, plus thumbnails (repeatable)")
@@ -113,6 +118,29 @@ def source_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return sets, skip
 
 
+def names_survey(args: argparse.Namespace) -> bool:
+    """True when the command line chooses the galaxies (source options or a survey.* override)."""
+    return bool(args.source or args.images or args.catalog or args.test_catalog) or any(
+        o.split("=", 1)[0].strip() in {f"survey.{k}" for k in source.IDENTITY} for o in args.overrides)
+
+
+def resolve_source(args: argparse.Namespace, manifest: dict) -> tuple[list[str], list[str], dict | None]:
+    """The --set overrides and --skip stages that choose the galaxies and targets, and what to record of
+    them in the manifest: those the command line names, or for a run made from the user's files and a
+    command line that names no survey, the ones recorded by its earlier build (a new --target still wins)."""
+    sets, skip = source_overrides(args)
+    user_sets = [o for o in args.overrides if source.is_source_override(o)]
+    if not names_survey(args) and source.user_survey(manifest) is not None:
+        kept_sets, kept_skip = source.kept_source(manifest)
+        if args.target or any(not o.strip().startswith("survey.") for o in user_sets):  # a new target replaces the old
+            kept_sets = [o for o in kept_sets if o.startswith("survey.")]
+            kept_skip = [n for n in kept_skip if not n.startswith("sfnet_")]
+        sets, skip = [*kept_sets, *sets], [*kept_skip, *skip]
+    named = sets or user_sets
+    record = {"sets": [*sets, *user_sets], "skip": skip} if named else manifest.get("source")
+    return sets, skip, record
+
+
 def select_stages(stages: dict, only: list[str], skip: list[str]) -> dict:
     """The stages to build: with ``only``, those and what they read (plus thumbnails); minus ``skip``
     and everything downstream of it."""
@@ -170,22 +198,26 @@ def main(argv: list[str] | None = None) -> int:
     from precompute.runner import BuildCancelled, StageFailed, run_pipeline
 
     try:
-        implied_sets, implied_skip = source_overrides(args)
+        run = args.run or Path(args.preset).stem
+        root = (args.home or home()).absolute()
+        manifest = source.recorded(root / run)
+        implied_sets, implied_skip, record = resolve_source(args, manifest)
         configs = resolve_configs(stages, read_preset(args.preset), [*implied_sets, *args.overrides])
+        source.check_replacement(manifest, configs["survey"], run, args.replace_survey)
         unknown = sorted(set(args.force) - set(stages))
         if unknown:
             raise ConfigError(f"--force names unknown stages {unknown} (valid: {', '.join(stages)})")
         stages = select_stages(stages, args.only, [*implied_skip, *args.skip])
         configs = {n: configs[n] for n in stages}
-        run = args.run or Path(args.preset).stem
-        root = (args.home or home()).absolute()
         result = run_pipeline(root, run, stages, configs, preset=args.preset, on_event=_progress_printer(args.quiet),
-                              force=tuple(args.force), on_demand=on_demand_stages(stages, args.only, configs))
+                              force=tuple(args.force), on_demand=on_demand_stages(stages, args.only, configs),
+                              source=record)
     except (ConfigError, BuildLocked, PermissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except StageFailed as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}\n(finished stages are kept as they were; fix the cause and run the same command again)",
+              file=sys.stderr)
         logging.getLogger("precompute").debug("stage failure", exc_info=True)
         return 1
     except BuildCancelled as e:

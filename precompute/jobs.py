@@ -19,7 +19,6 @@ from precompute.progress import BuildProgress, read_events, summarise
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_FILE = "build.log"
-PARENT_ENV = "GALAXYML_LOCK_PARENT"
 
 
 def build_status(run_dir: Path) -> BuildProgress:
@@ -29,9 +28,10 @@ def build_status(run_dir: Path) -> BuildProgress:
     if alive and status.state != "running":
         status.state, status.message = "running", "starting…"
     if status.state == "idle" and (run_dir / LOG_FILE).is_file():
-        tail = (run_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()[-1:]
-        if tail and tail[0].startswith("error:"):
-            status.state, status.error = "failed", tail[0].removeprefix("error:").strip()
+        tail = [line for line in (run_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()[-3:]
+                if line.startswith("error:")]
+        if tail:
+            status.state, status.error = "failed", tail[-1].removeprefix("error:").strip()
     return status
 
 
@@ -59,35 +59,40 @@ def start_build(home: Path, run: str, preset: str, overrides: tuple[str, ...] = 
     from precompute.runner import prepare_run_dir
 
     run_dir = prepare_run_dir(home, run)
-    lock.acquire(run_dir, preset=preset)  # held for the child until it takes over
+    lock.acquire(run_dir, preset=preset)  # the child inherits the locked file and takes the lock over
+    fd = lock.held_fd(run_dir)
     preset_arg = str(preset_file.resolve()) if preset_file.suffix == ".toml" and Path(preset).suffix else preset
     cmd = [sys.executable, "-m", "precompute", "--preset", preset_arg, "--run", run, "--home", str(home), "--quiet"]
     for o in overrides:
         cmd += ["--set", o]
-    env = {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONPATH": os.pathsep.join(
+    env = {**os.environ, lock.FD_ENV: str(fd), "PYTHONPATH": os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     try:
         with open(run_dir / LOG_FILE, "w") as log_file:
             proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(fd,))
     except OSError:
         lock.release(run_dir)
         raise
-    lock.rewrite(run_dir, proc.pid, preset=preset)
+    lock.hand_over(run_dir, proc.pid, preset=preset)
     return proc.pid
 
 
 def cancel_build(run_dir: Path) -> bool:
-    """Ask the build of ``run_dir`` to stop (SIGTERM to its process group); False if none runs."""
+    """Ask the build of ``run_dir`` to stop (SIGTERM to its process group, or to it alone when it does not
+    lead one); False if none runs or the holder cannot be identified for certain.
+
+    The signal goes only to the process that holds the lock: its pid, with the start time it recorded,
+    and with the run's lock file open; never to a process that was given a dead builder's pid."""
     holder = lock.read_lock(run_dir)
-    if holder is None:
+    pid = (holder or {}).get("pid")
+    if not pid or lock.process_start_time(pid) != holder.get("start_time") or not lock.holds_lock_file(pid, run_dir):
         return False
-    pid = int(holder["pid"])
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGTERM)
+        else:
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return False
+    except (ProcessLookupError, PermissionError):
+        return False
     return True

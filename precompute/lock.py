@@ -1,13 +1,34 @@
-"""One builder per run: a lock file holding the builder's pid, created with O_EXCL."""
+"""One builder per run: an exclusive ``flock`` on ``<run>/.lock``.
+
+The kernel gives the lock to one open file at a time and drops it when its holder exits, however it
+exits (``kill -9`` included), so there is no window between creating the file and holding it and no
+stale lock to clean up; the file itself stays. Who holds it (pid, the process's start time, preset) is
+written to ``<run>/.lock.json`` *after* the lock is held, and trusted only while the lock is held and
+that pid still has that start time, so that a pid the system has since given to another process is
+never taken for the builder.
+
+The app starts a builder holding the lock for it: the child inherits the locked file (its descriptor
+number in ``$GALAXYML_LOCK_FD``), so the lock never leaves the pair of them.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
 from pathlib import Path
 
-from galaxyml.atlas import LOCK
+from galaxyml.atlas import LOCK, write_json_atomic
+
+HOLDER = ".lock.json"
+FD_ENV = "GALAXYML_LOCK_FD"
+WAIT_FOR_HOLDER_S = 1.0
+"""How long a builder that finds the lock held waits for the holder to write who it is (a prober takes
+the lock shared for an instant; a builder that has just taken it has not written its details yet)."""
+
+_held: dict[Path, int] = {}
+"""Locks this process holds: run folder -> descriptor."""
 
 
 class BuildLocked(RuntimeError):
@@ -16,7 +37,7 @@ class BuildLocked(RuntimeError):
 
 def pid_alive(pid: int) -> bool:
     """True if a process with this pid exists and is not a zombie."""
-    if pid <= 0:
+    if pid is None or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
@@ -24,68 +45,160 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            return stat.read_text().split(")")[-1].split()[0] != "Z"
-        except OSError:
-            return False
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return Path(f"/proc/{pid}").exists() or not Path("/proc/self").exists()
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22), or None
+    if there is no such process. A pid and its start time name one process, even after pid reuse."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        return int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _key(run_dir: Path) -> Path:
+    return Path(run_dir).resolve()
+
+
+def _open(run_dir: Path, flags: int = os.O_RDWR | os.O_CREAT) -> int:
+    return os.open(Path(run_dir) / LOCK, flags | os.O_CLOEXEC, 0o644)
+
+
+def _record(run_dir: Path) -> dict | None:
+    try:
+        info = json.loads((Path(run_dir) / HOLDER).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _is_current(info: dict | None) -> bool:
+    """The record names a live process with the recorded start time."""
+    if not info or not isinstance(info.get("pid"), int):
+        return False
+    start = process_start_time(info["pid"])
+    return pid_alive(info["pid"]) and (start is None or start == info.get("start_time"))
+
+
+def _write_record(run_dir: Path, pid: int, **info) -> None:
+    write_json_atomic(Path(run_dir) / HOLDER, {"pid": pid, "start_time": process_start_time(pid),
+                                               "started": time.time(), **info})
+
+
+def is_held(run_dir: Path) -> bool:
+    """True while some process holds the run's lock (probed with a shared lock taken for an instant)."""
+    if _key(run_dir) in _held:
+        return True
+    try:
+        fd = _open(run_dir, os.O_RDONLY)
+    except OSError:  # no lock file (never built), or no such folder
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's shared lock
+    return False
 
 
 def read_lock(run_dir: Path) -> dict | None:
-    """The lock's content if a live process holds it, else None."""
-    path = run_dir / LOCK
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    """Who builds this run: the holder's details while the lock is held (``pid`` None while a builder
+    that has just taken it has not yet written them), else None."""
+    if not is_held(run_dir):
         return None
-    return info if pid_alive(int(info.get("pid", -1))) else None
+    info = _record(run_dir)
+    return info if _is_current(info) else {"pid": None, "start_time": None, "started": None}
 
 
-def acquire(run_dir: Path, pid: int | None = None, **info) -> Path:
-    """Create the lock for ``pid`` (default: this process); a stale lock is taken over.
-
-    A lock already naming ``pid`` (written by the app that spawned this process) is accepted.
-    """
-    pid = os.getpid() if pid is None else pid
-    path = run_dir / LOCK
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = read_lock(run_dir)
-            if holder is None:
-                path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            if int(holder["pid"]) == pid:
-                return path
-            if str(holder["pid"]) == os.environ.get("GALAXYML_LOCK_PARENT"):
-                rewrite(run_dir, pid, **info)  # the app that spawned us held it for us
-                return path
-            started = time.strftime("%H:%M:%S", time.localtime(holder.get("started", 0)))
-            raise BuildLocked(f"run '{run_dir.name}' is already being built by process {holder['pid']} "
-                              f"(started {started}); cancel it or wait for it to finish") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump({"pid": pid, "started": time.time(), **info}, f)
+def acquire(run_dir: Path, **info) -> Path:
+    """Take the run's lock for this process and record its details; raises :class:`BuildLocked` if
+    another process holds it. Inside a builder started by the app, the inherited lock is taken over."""
+    key = _key(run_dir)
+    path = Path(run_dir) / LOCK
+    if key in _held:
         return path
-    raise BuildLocked(f"could not take the lock {path}")
+    inherited = os.environ.pop(FD_ENV, None)
+    fd = _inherited_fd(path, inherited) if inherited else None
+    fd = _open(run_dir) if fd is None else fd
+    deadline = time.monotonic() + WAIT_FOR_HOLDER_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # re-taking an inherited lock succeeds at once
+            break
+        except BlockingIOError:
+            holder = _record(run_dir)
+            if _is_current(holder) or time.monotonic() > deadline:
+                os.close(fd)
+                raise BuildLocked(_locked_message(run_dir, holder if _is_current(holder) else None)) from None
+            time.sleep(0.01)
+    _held[key] = fd
+    _write_record(run_dir, os.getpid(), **info)
+    return path
 
 
-def rewrite(run_dir: Path, pid: int, **info) -> None:
-    """Hand the lock to another pid (the spawned builder), atomically."""
-    path = run_dir / LOCK
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"pid": pid, "started": time.time(), **info}))
-    os.replace(tmp, path)
-
-
-def release(run_dir: Path, pid: int | None = None) -> None:
-    """Remove the lock if it belongs to ``pid`` (default: this process)."""
-    pid = os.getpid() if pid is None else pid
-    path = run_dir / LOCK
+def _inherited_fd(path: Path, value: str) -> int | None:
+    """The descriptor named by ``$GALAXYML_LOCK_FD`` if it is open on this run's lock file."""
     try:
-        if int(json.loads(path.read_text()).get("pid", -1)) == pid:
-            path.unlink()
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        fd = int(value)
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            os.set_inheritable(fd, False)
+            return fd
+    except (ValueError, OSError):
         pass
+    return None
+
+
+def _locked_message(run_dir: Path, holder: dict | None) -> str:
+    if holder is None:
+        return (f"run '{Path(run_dir).name}' is already being built by a process that is starting up; "
+                f"cancel it or wait for it to finish")
+    started = time.strftime("%H:%M:%S", time.localtime(holder.get("started") or 0))
+    return (f"run '{Path(run_dir).name}' is already being built by process {holder['pid']} "
+            f"(started {started}); cancel it or wait for it to finish")
+
+
+def hand_over(run_dir: Path, pid: int, **info) -> None:
+    """Record ``pid`` (a child that inherited the locked file) as the holder and drop this process's
+    descriptor without unlocking: the lock stays with the child."""
+    fd = _held.pop(_key(run_dir))
+    _write_record(run_dir, pid, **info)
+    os.close(fd)
+
+
+def held_fd(run_dir: Path) -> int:
+    """The descriptor of a lock this process holds (to pass to a child)."""
+    return _held[_key(run_dir)]
+
+
+def release(run_dir: Path) -> None:
+    """Drop this process's lock on the run (its details first, so that no reader sees them stale)."""
+    fd = _held.pop(_key(run_dir), None)
+    if fd is None:
+        return
+    info = _record(run_dir)
+    if info and info.get("pid") == os.getpid():
+        (Path(run_dir) / HOLDER).unlink(missing_ok=True)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def holds_lock_file(pid: int, run_dir: Path) -> bool:
+    """True if process ``pid`` has the run's lock file open (checked in ``/proc/<pid>/fd``)."""
+    try:
+        target = os.stat(Path(run_dir) / LOCK)
+        entries = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in entries:
+        try:
+            if os.path.samestat(os.stat(fd), target):
+                return True
+        except OSError:
+            continue
+    return False

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from galaxyml import integrity
 from galaxyml.atlas import (
     TMP_PREFIX, commit_stage_dir, empty_manifest, read_manifest, sha256_file, stage_files, stage_is_ready,
     write_json_atomic, AtlasError, MANIFEST,
@@ -111,9 +112,8 @@ def _verified(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Keep only the stages whose files are on disk with the recorded sha256."""
     for name in list(manifest["stages"]):
         entry = manifest["stages"][name]
-        ok = stage_is_ready(run_dir, manifest, name) and all(
-            sha256_file(run_dir / name / rel) == digest for rel, digest in entry.get("files", {}).items())
-        if not ok:
+        if not entry.get("not_applicable") and (
+                not stage_is_ready(run_dir, manifest, name) or integrity.stage_mismatches(run_dir, name, entry)):
             del manifest["stages"][name]
     return manifest
 
@@ -157,11 +157,12 @@ def _not_applicable(manifest: dict, run_dir: Path, name: str, stage: Stage, h: d
 def run_pipeline(
     home: Path, run: str, stages: dict[str, Stage], configs: dict[str, Any], preset: str = "",
     on_event: Callable[[dict[str, Any]], None] | None = None, force: tuple[str, ...] = (),
-    on_demand: frozenset[str] = frozenset(),
+    on_demand: frozenset[str] = frozenset(), source: dict[str, Any] | None = None,
 ) -> RunResult:
     """Build ``stages`` into ``home/run``, skipping those whose hash is unchanged.
 
-    Stages named in ``on_demand`` are built only when another stage reads them (``--only`` uses this,
+    ``source`` (the command line's source options, see :mod:`precompute.source`) is recorded in the
+    manifest, so that a later build reuses it. Stages named in ``on_demand`` are built only when another stage reads them (``--only`` uses this,
     so that an optional input nothing reads in this build is left as it was). A stage rebuilt with other
     outputs than before (``force``) has the stages that read it rebuilt as well.
 
@@ -188,7 +189,10 @@ def run_pipeline(
         manifest = _load_or_new_manifest(run_dir)
         manifest.update(run=run, preset=preset, versions=library_versions(), stage_order=list(stages),
                         config={k: asdict(v) for k, v in configs.items()})
+        if source is not None:
+            manifest["source"] = source
         save_manifest(run_dir, manifest)
+        stale = integrity.verify_stages(run_dir, manifest)  # files changed since built: rebuilt, never reused
         hashes = stage_hashes(stages, configs)
         emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset, pid=os.getpid())
         # Deferred stages are built after the rest unless read sooner; on-demand ones only if read.
@@ -208,7 +212,11 @@ def run_pipeline(
                 hashes = stage_hashes(stages, configs, read_sets)
             h = hashes[name]
             entry = manifest["stages"].get(name, {})
-            if name not in force and not (reads & changed) and entry.get("hash") == h["hash"] and (
+            if name in stale:
+                why = f"{name}: files changed on disk since it was built ({integrity.describe({name: stale[name]})}); rebuilding it"
+                log.warning(why)
+                emit("progress", stage=name, step=0, total=1, message=why)
+            elif name not in force and not (reads & changed) and entry.get("hash") == h["hash"] and (
                     entry.get("not_applicable") or stage_is_ready(run_dir, manifest, name)):
                 result.actions[name] = "skipped"
                 if not entry.get("not_applicable"):
@@ -229,10 +237,10 @@ def run_pipeline(
                 return
             absent |= set(pending)  # deferred and not read: not built yet in this build
             emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({next(count)}/{total})")
-            # The old entry goes first, so no loader ever pairs it with a half-replaced folder.
+            # The old entry and folder stay until the new folder is complete: a stage that fails or is
+            # killed leaves them as they were. Between the folder's rename and the manifest's write, the
+            # old entry's sha256 no longer match, so no loader serves the pair.
             old_files = manifest["stages"].get(name, {}).get("files")
-            if manifest["stages"].pop(name, None) is not None:
-                save_manifest(run_dir, manifest)
             tmp = run_dir / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
             ctx = StageContext(
@@ -258,14 +266,17 @@ def run_pipeline(
             seconds = time.time() - t0
             files = stage_files(tmp)
             commit_stage_dir(run_dir, name, tmp)
+            digests = {rel: sha256_file(run_dir / name / rel) for rel in files}
             manifest["stages"][name] = {
                 **h, "version": stage.version, "config": asdict(configs[name]),
-                "files": {rel: sha256_file(run_dir / name / rel) for rel in files},
+                "files": digests,
                 "bytes": {rel: (run_dir / name / rel).stat().st_size for rel in files},
                 "seconds": round(seconds, 3), "metrics": json.loads(json.dumps(metrics, default=float)),
                 "finished": time.time(),
             }
             save_manifest(run_dir, manifest)
+            integrity.remember(run_dir, name, digests)
+            stale.pop(name, None)
             built.add(name)
             if manifest["stages"][name]["files"] != old_files:  # a rebuild with new outputs (say --force on a GPU)
                 changed.add(name)

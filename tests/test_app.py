@@ -351,3 +351,17 @@ def test_pages_work_while_the_deferred_encoder_is_still_training(quick_copy, mon
     for page in ("pages/atlas.py", "pages/compare.py"):
         at = app(page)
         assert not at.exception and not at.error, page
+
+
+def test_a_stage_whose_files_changed_is_named_and_not_served(quick_copy, monkeypatch):
+    monkeypatch.setenv("GALAXYML_HOME", str(quick_copy))
+    codes = quick_copy / "quick" / "sae" / "codes_values.npy"
+    raw = bytearray(codes.read_bytes())
+    raw[-64:] = np.full(16, np.nan, np.float32).tobytes()  # NaN activations, same size
+    codes.write_bytes(bytes(raw))
+    for page in (None, "pages/atlas.py", "pages/compare.py", "pages/predictions.py"):
+        at = app(page)
+        assert not at.exception, page
+        assert any("not shown: sae (codes_values.npy)" in w.value for w in at.sidebar.warning), page
+    at = app("pages/atlas.py", model="sae")
+    assert not at.exception and any("?model=sae is not in this atlas" in w.value for w in at.warning)

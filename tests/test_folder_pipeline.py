@@ -167,3 +167,32 @@ def test_without_vote_columns_the_embeddings_come_from_the_encoder(sdss_like, ca
     events = [json.loads(x) for x in (d["home"] / "novotes" / "progress.jsonl").read_text().splitlines()]
     done = [e["stage"] for e in events if e["event"] == "stage_done"]
     assert done.index("encoder") < done.index("embeddings")  # the deferred encoder is built when it is read
+
+
+def test_a_rerun_keeps_the_users_survey_and_refuses_to_replace_it(sdss_like, capsys):
+    d = sdss_like
+    first = ["--preset", "quick", "--source", "folder", "--images", str(d["images"]), "--catalog", str(d["train"]),
+             "--target", "oh_p50", "--only", "thumbnails", "--home", str(d["home"]), "--run", "mine", "--quiet"]
+    assert main(first) == 0
+    run_dir = d["home"] / "mine"
+    files = json.loads((run_dir / "manifest.json").read_text())["stages"]["survey"]["files"]
+    capsys.readouterr()
+    # As in the README: a rerun naming only the run and a stage reuses the recorded folder, CSV and target.
+    assert main(["--preset", "quick", "--run", "mine", "--only", "thumbnails", "--home", str(d["home"]), "--quiet"]) == 0
+    assert "2 unchanged" in capsys.readouterr().out
+    assert Atlas.open(run_dir).survey_meta()["source"] == "folder"
+    # Another survey is refused, naming the files, and nothing is touched.
+    assert main(["--preset", "quick", "--source", "mock", "--run", "mine", "--home", str(d["home"]), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "was built from your files" in err and str(d["images"]) in err and "--replace-survey" in err
+    assert json.loads((run_dir / "manifest.json").read_text())["stages"]["survey"]["files"] == files
+    # The cutouts moved away: the rerun fails with a clear message and the finished atlas stays as it was.
+    d["images"].rename(d["images"].with_name("moved"))
+    assert main(["--preset", "quick", "--run", "mine", "--only", "thumbnails", "--home", str(d["home"]), "--quiet"]) == 1
+    assert "stage 'survey' failed" in capsys.readouterr().err
+    atlas = Atlas.open(run_dir)
+    assert atlas.ready("survey") and atlas.ready("thumbnails") and atlas.survey_meta()["source"] == "folder"
+    # Told to, the run is rebuilt from the mock universe.
+    assert main(["--preset", "quick", "--source", "mock", "--run", "mine", "--only", "thumbnails", "--replace-survey",
+                 "--set", "survey.n_galaxies=200", "--home", str(d["home"]), "--quiet"]) == 0
+    assert Atlas.open(run_dir).is_mock

@@ -99,15 +99,18 @@ def test_stage_killed_mid_write_leaves_nothing_a_loader_accepts(tmp_path):
 def test_second_concurrent_build_is_refused(tmp_path):
     run_dir = tmp_path / "toy"
     run_dir.mkdir()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from precompute import lock; "
+                               f"lock.acquire(__import__('pathlib').Path({str(run_dir)!r})); print('held', flush=True); "
+                               "time.sleep(30)"], cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True)
     try:
-        lock.acquire(run_dir, pid=sleeper.pid)
-        with pytest.raises(BuildLocked, match="already being built"):
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BuildLocked, match=f"already being built by process {holder.pid}"):
             build(tmp_path)
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    build(tmp_path)  # the holder is gone: the lock is stale and taken over
+        holder.kill()  # SIGKILL: the kernel drops its lock; its details stay behind on disk
+        holder.wait()
+    assert (run_dir / ".lock.json").exists() and lock.read_lock(run_dir) is None
+    build(tmp_path)  # nobody holds the lock any more: the next build takes it
 
 
 def test_corrupt_manifest_gives_clear_error_and_rebuild_recovers_finished_stages(tmp_path):
@@ -147,6 +150,7 @@ def test_progress_events_have_the_documented_fields(tmp_path):
 
 def test_failing_stage_reports_error_and_keeps_finished_stages(tmp_path):
     build(tmp_path)
+    before = json.loads((tmp_path / "toy" / MANIFEST).read_text())["stages"]
     stages = toy_stages.toy_stages()
 
     def broken(ctx):
@@ -159,7 +163,10 @@ def test_failing_stage_reports_error_and_keeps_finished_stages(tmp_path):
         run_pipeline(tmp_path, "toy", stages, resolve_configs(stages, {}, ["c.label=x"]))
     assert read_events(tmp_path / "toy")[-1]["event"] == "failed"
     atlas = Atlas.open(tmp_path / "toy")
-    assert atlas.ready("a") and atlas.ready("b") and not atlas.ready("c")
+    # The failed rebuild of c leaves its earlier build, entry and files, as they were; nothing is unfinished.
+    assert atlas.ready("a") and atlas.ready("b") and atlas.ready("c") and not atlas.stale
+    assert atlas.manifest["stages"] == before
+    assert not list((tmp_path / "toy").glob(".tmp-*"))
 
 
 def test_unknown_keys_and_bad_values_name_the_field():
@@ -297,3 +304,45 @@ def test_a_stage_named_by_force_is_built_even_if_only_on_demand(tmp_path):
     toy_stages.CALLS.clear()
     result = run_pipeline(tmp_path, "fd", stages, configs, preset="toy", on_demand=frozenset({"d"}), force=("d",))
     assert "d" in toy_stages.CALLS and result.actions["d"] == "ran"
+
+
+def test_a_file_overwritten_with_same_size_garbage_marks_its_stage_stale_and_the_rerun_rebuilds_it(tmp_path):
+    build(tmp_path)
+    run_dir = tmp_path / "toy"
+    target = run_dir / "b" / "b.npy"
+    st = target.stat()
+    data = target.read_bytes()
+    target.write_bytes(data[:-8] + b"\xff" * 8)  # same size, values changed
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # even with its modification time put back
+    atlas = Atlas.open(run_dir)
+    assert atlas.stale == {"b": ["b.npy"]} and not atlas.ready("b") and atlas.ready("a") and atlas.ready("c")
+    with pytest.raises(AtlasError, match="changed on disk since it was built"):
+        atlas.load_npy("b", "b.npy")
+    result = build(tmp_path)
+    assert result.actions == {"a": "skipped", "b": "ran", "c": "skipped"}  # same outputs: c is kept
+    assert target.read_bytes() == data and not Atlas.open(run_dir).stale
+
+
+def test_an_open_atlas_notices_a_file_changed_after_it_was_opened(tmp_path):
+    build(tmp_path)
+    atlas = Atlas.open(tmp_path / "toy")
+    assert atlas.ready("c")
+    path = tmp_path / "toy" / "c" / next(iter(atlas.manifest["stages"]["c"]["files"]))
+    path.write_bytes(bytes(len(path.read_bytes())))
+    assert "c" in atlas.verify() and not atlas.ready("c")
+
+
+def test_verification_hashes_each_file_version_once(tmp_path, monkeypatch):
+    from galaxyml import integrity
+
+    build(tmp_path)
+    calls = []
+    real = integrity.sha256_file
+    monkeypatch.setattr(integrity, "sha256_file", lambda p: calls.append(p) or real(p))
+    integrity._memory.clear()
+    Atlas.open(tmp_path / "toy")
+    assert calls == []  # the build recorded its digests with the files' signatures
+    (tmp_path / "toy" / "a" / "a.npy").touch()
+    Atlas.open(tmp_path / "toy")
+    Atlas.open(tmp_path / "toy")
+    assert [p.name for p in calls] == ["a.npy"]  # hashed again once, after it was touched

@@ -26,9 +26,12 @@ def _open_atlas(path: str, stamp: int) -> Atlas:
 
 
 def open_atlas(run_dir: Path) -> Atlas:
-    """The atlas in ``run_dir``, reopened whenever its manifest changes."""
+    """The atlas in ``run_dir``, reopened whenever its manifest changes, its files checked against their
+    sha256 on every call (a file is hashed again only when it changed, so this costs a few stat calls)."""
     m = run_dir / MANIFEST
-    return _open_atlas(str(run_dir), m.stat().st_mtime_ns if m.exists() else 0)
+    atlas = _open_atlas(str(run_dir), m.stat().st_mtime_ns if m.exists() else 0)
+    atlas.verify()
+    return atlas
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from galaxyml.atlas import Atlas, AtlasError, home, list_runs
+from galaxyml.integrity import describe
 from precompute.config import ConfigError, preset_names, read_preset
 from precompute.jobs import build_status, cancel_build, start_build
 from precompute.lock import BuildLocked
@@ -134,6 +135,10 @@ def sidebar() -> Selection:
         status = build_status(run_dir) if run_dir.is_dir() else BuildProgress()
         if atlas is not None and atlas.is_mock:
             st.badge("mock data", icon=":material/science:", color="orange")
+        if atlas is not None and atlas.stale:
+            st.warning(f"Files changed on disk since they were built, so these stages are not shown: "
+                       f"{describe(atlas.stale)}. The next build of **{run}** rebuilds them.",
+                       icon=":material/report:")
         build_control(run, run_dir, status.state == "running")
     return Selection(run, run_dir, atlas, status, error)
 

@@ -188,7 +188,7 @@ def fit_sfnet(images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray, mo
                 progress(step, total, f"epoch {epoch + 1}/{cfg.epochs}, loss {np.mean(running[-20:]):.3f}")
         val = _val_loss(model, images, y_val, val_idx, norm, 256, loss)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(running)), "val_loss": val,
-                        "lr": schedule.get_last_lr()[0], "seconds": time.time() - t0})
+                        "lr": schedule.get_last_lr()[0]})
         past_peak = epoch + 1 > math.ceil(0.3 * cfg.epochs)  # OneCycleLR's default pct_start
         if annealed_from is None and past_peak and schedule.get_last_lr()[0] <= cfg.max_lr / 4:
             annealed_from = epoch + 1

@@ -133,8 +133,7 @@ def train_encoder(ctx: StageContext) -> dict:
                 ctx.progress(step, total_steps, f"epoch {epoch + 1}/{cfg.epochs}, loss {recent:.4f}")
         running = torch.stack(running).cpu().numpy()
         val = evaluate(model, images, val_idx, norm, 256)
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(running)), "val_loss": val,
-                        "seconds": time.time() - t0})
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(running)), "val_loss": val})
     save_encoder(model.cpu(), norm, ctx.out)
     (ctx.out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
     return {

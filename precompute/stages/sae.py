@@ -162,8 +162,7 @@ def fit_sparse_coder(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, rng: n
                 ctx.progress(step, total, f"epoch {epoch + 1}/{cfg.epochs}, FVU {recent:.3f}")
         fvus, auxs = torch.stack(fvus).cpu().numpy(), torch.stack(auxs).cpu().numpy()
         history.append({"epoch": epoch + 1, "fvu": float(np.mean(fvus)), "auxk_loss": float(np.mean(auxs)),
-                        "dead_fraction": float(dead_mask(since_fired, cfg.dead_after_galaxies).float().mean()),
-                        "seconds": time.time() - t0})
+                        "dead_fraction": float(dead_mask(since_fired, cfg.dead_after_galaxies).float().mean())})
     return history, time.time() - t0
 
 
