@@ -75,9 +75,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """Read and validate ``manifest.json``; a missing or corrupt one raises :class:`AtlasError`."""
-    path = run_dir / MANIFEST
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write a manifest atomically with the sha256 of its own content (``sha256``), so that a change to
+    it, even one that keeps it valid JSON of the same size, is caught when it is read."""
+    data = json.loads(json.dumps({k: v for k, v in manifest.items() if k != "sha256"}, default=str))
+    write_json_atomic(path, {**data, "sha256": _manifest_digest(data)})
+
+
+def read_manifest(run_dir: Path, name: str = MANIFEST) -> dict[str, Any]:
+    """Read and validate ``manifest.json`` (or the copy ``name``), its own ``sha256`` included; a missing or
+    corrupt one raises :class:`AtlasError`."""
+    path = run_dir / name
     if not path.is_file():
         raise AtlasError(f"{path} does not exist: this run has no finished stage yet; build it with "
                          f"`python -m precompute --run {run_dir.name}`")
@@ -88,6 +101,9 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
                          f"`python -m precompute --run {run_dir.name}` (finished stage folders are reused)") from e
     if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
         raise AtlasError(f"{path} is not an atlas manifest (no 'stages' table); rebuild the run")
+    if "sha256" in manifest and manifest["sha256"] != _manifest_digest(manifest):
+        raise AtlasError(f"{path} is corrupt (its content does not match its recorded sha256); rebuild the run with "
+                         f"`python -m precompute --run {run_dir.name}` (finished stage folders are checked and reused)")
     return manifest
 
 

@@ -16,14 +16,11 @@ from galaxyml.viz.features import activation_histogram, vote_effect_bars
 from ui import loaders
 from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
 from ui.sidebar import page
-from ui.widgets import gallery, png_bytes
+from ui.widgets import gallery, linked_choice, png_bytes
 
 atlas = page("Feature atlas", ":material/grid_view:", needs=("features", "sfnet_metallicity", "sfnet_bpt"))
 available = atlas.feature_models()
-model = st.query_params.get("model", available[0])
-if model not in available:
-    st.warning(f"?model={model} is not in this atlas (available: {', '.join(available)}); showing {available[0]}.")
-    model = available[0]
+model = linked_choice("model", available, available[0], "a feature model ready in this atlas")
 model = st.segmented_control("Feature model", available, default=model, format_func=FEATURE_MODELS.get) or model
 if model != st.query_params.get("model", available[0]):
     for key in ("feature", "galaxy"):  # feature numbers belong to one model
@@ -174,9 +171,9 @@ if st.toggle("Show activation-quantile and random examples"):
 
 st.subheader("Galaxy drill-down")
 if len(gal):
-    wanted = st.query_params.get("galaxy")
     options = list(ids)
-    galaxy_id = st.selectbox("Galaxy (from the top list)", options, index=options.index(wanted) if wanted in options else 0)
+    wanted = linked_choice("galaxy", options, options[0], "among this feature's top galaxies")
+    galaxy_id = st.selectbox("Galaxy (from the top list)", options, index=options.index(wanted))
     st.query_params["galaxy"] = galaxy_id
     g = int(gal[options.index(galaxy_id)])
     left, right = st.columns([4, 5])

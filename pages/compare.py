@@ -16,7 +16,7 @@ from galaxyml.data.survey import vote_label
 from ui import loaders
 from ui.feature_views import feature_link
 from ui.sidebar import page
-from ui.widgets import gallery
+from ui.widgets import gallery, linked_choice
 
 atlas = page("Compare feature models", ":material/compare:", needs="features")
 models = [m for m in atlas.feature_models() if m in ("sae", "matryoshka", "pca")]
@@ -111,8 +111,8 @@ if all(sets[m].rho is not None and len(sets[m].rho.columns) for m in models):
 
     st.subheader("The best feature for a property, in each model")
     props = list(order)
-    wanted = st.query_params.get("property", props[0])
-    prop = st.selectbox("Property", props, index=props.index(wanted) if wanted in props else 0)
+    wanted = linked_choice("property", props, props[0], "a property with a best feature in every model")
+    prop = st.selectbox("Property", props, index=props.index(wanted))
     st.query_params["property"] = prop
     thumbs = loaders.thumbnails(atlas)
     catalog_ids = loaders.catalog(atlas)["galaxy_id"].to_numpy()

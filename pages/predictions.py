@@ -18,7 +18,7 @@ from galaxyml.viz.predictions import (
 from ui import loaders
 from ui.feature_views import feature_link
 from ui.sidebar import page
-from ui.widgets import gallery, png_bytes
+from ui.widgets import gallery, linked_choice, png_bytes
 
 atlas = page("Predictions", ":material/query_stats:", needs=("sfnet_metallicity", "sfnet_bpt", "probes"))
 models = [m for m in ("sfnet_metallicity", "sfnet_bpt") if atlas.ready(m)]
@@ -31,8 +31,7 @@ def sfnet_section(model: str) -> None:
     met = atlas.metrics(model)
     table = loaders.predictions(atlas, model)
     weights, bias, targets = loaders.sfnet_head(atlas, model)
-    target = st.query_params.get("target", targets[0])
-    target = target if target in targets else targets[0]
+    target = linked_choice("target", targets, targets[0], "a target of this network")
     if len(targets) > 1:
         target = st.segmented_control("Target", targets, default=target, format_func=axis_label) or target
     st.query_params["target"] = target
@@ -132,6 +131,7 @@ def sfnet_section(model: str) -> None:
     wanted = st.query_params.get("galaxy")
     if wanted and wanted not in options and wanted in row_of:
         options = [wanted, *options]
+    wanted = linked_choice("galaxy", options, options[0], "a galaxy of this atlas")
     typed = st.text_input("Galaxy id (or pick an outlier below)", value="").strip()
     if typed and typed not in row_of:
         st.warning(f"No galaxy with id '{typed}' in this atlas.")
@@ -170,8 +170,7 @@ def sfnet_section(model: str) -> None:
 
 
 if models:
-    model = st.query_params.get("model", models[0])
-    model = model if model in models else models[0]
+    model = linked_choice("model", models, models[0], "a network ready in this atlas")
     model = st.segmented_control("Network", models, default=model, format_func=FEATURE_MODELS.get) or model
     if model != st.query_params.get("model", models[0]):  # another network: its targets and galaxies differ
         for key in ("target", "galaxy"):

@@ -228,4 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"atlas ready: {result.run_dir} ({counts['ran']} stage(s) built, {counts['skipped']} unchanged"
           + (f", {counts['not applicable']} not applicable to this survey" if counts["not applicable"] else "")
           + (f", {counts['not needed']} not needed by --only" if counts["not needed"] else "") + ")")
+    if counts["not applicable"]:
+        from galaxyml.atlas import read_manifest
+
+        entries = read_manifest(result.run_dir)["stages"]
+        for name in (n for n, a in result.actions.items() if a == "not applicable"):
+            print(f"  {name}: not applicable: {entries.get(name, {}).get('not_applicable', '')}")
     return 0

@@ -24,7 +24,7 @@ from typing import Any
 from galaxyml import integrity
 from galaxyml.atlas import (
     TMP_PREFIX, commit_stage_dir, empty_manifest, read_manifest, sha256_file, stage_files, stage_is_ready,
-    write_json_atomic, AtlasError, MANIFEST,
+    write_manifest, AtlasError, MANIFEST,
 )
 from precompute import lock
 from precompute.config import canonical_json, sha256_text
@@ -104,8 +104,8 @@ BACKUP = "manifest.backup.json"
 
 def save_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest and its backup copy, each atomically."""
-    write_json_atomic(run_dir / MANIFEST, manifest)
-    write_json_atomic(run_dir / BACKUP, manifest)
+    write_manifest(run_dir / MANIFEST, manifest)
+    write_manifest(run_dir / BACKUP, manifest)
 
 
 def _verified(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -130,9 +130,8 @@ def _load_or_new_manifest(run_dir: Path) -> dict[str, Any]:
         os.replace(run_dir / MANIFEST, broken)
         log.warning("manifest was corrupt; kept as %s", broken.name)
         try:
-            backup = json.loads((run_dir / BACKUP).read_text())
-            return _verified(run_dir, backup if isinstance(backup.get("stages"), dict) else empty_manifest(run_dir.name))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            return _verified(run_dir, read_manifest(run_dir, BACKUP))
+        except AtlasError:
             return empty_manifest(run_dir.name)
 
 

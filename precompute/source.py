@@ -4,7 +4,7 @@ from those files unless the user names another source, and never silently switch
 The CLI records the source options of a build in the manifest (``source``: the ``--set`` overrides and
 ``--skip`` stages that ``--source`` / ``--images`` / ``--catalog`` / ``--target`` implied, and the user's
 own ``survey.*`` and ``*.target`` overrides); a later ``--only``, ``--force`` or plain rerun without source
-options reuses them.
+options reuses the finished survey stage's config with the recorded targets and skipped stages.
 """
 
 from __future__ import annotations
@@ -47,13 +47,13 @@ def user_survey(manifest: dict[str, Any]) -> dict[str, Any] | None:
 
 def kept_source(manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The ``--set`` overrides and ``--skip`` stages that rebuild a user-data run from the same files: the
-    recorded source options, or for a run recorded before they were kept, its whole survey config."""
-    if isinstance(manifest.get("source"), dict):
-        rec = manifest["source"]
-        return list(rec.get("sets", [])), list(rec.get("skip", []))
+    survey config of its finished survey stage (what is on disk, even if a later build with other options
+    failed), with the targets and skipped stages its last build recorded."""
     survey = user_survey(manifest) or {}
     sets = [f"survey.{k}={json.dumps(v)}" for k, v in survey.items() if v is not None]
-    return sets, (["cluster_fields"] if survey else [])
+    rec = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+    sets += [o for o in rec.get("sets", []) if not o.strip().startswith("survey.")]
+    return sets, list(rec.get("skip", ["cluster_fields"] if survey else []))
 
 
 def check_replacement(manifest: dict[str, Any], new_survey: Any, run: str, replace: bool) -> None:

@@ -38,7 +38,13 @@ class Selection:
 
 
 def _choose_run(names: list[str]) -> str:
-    wanted = st.query_params.get("run") or st.session_state.get("run")
+    linked = st.query_params.get("run")
+    if linked and names and linked not in names and not (home() / linked / "manifest.json").exists():
+        st.warning(f"?run={linked} is not an atlas under {home()} (atlases: {', '.join(names)}); "
+                   f"showing {names[0]}.", icon=":material/link_off:")
+        st.query_params["run"] = names[0]
+        return names[0]
+    wanted = linked or st.session_state.get("run")
     if wanted in names:
         return wanted
     return names[0] if names else DEFAULT_PRESET

@@ -12,6 +12,19 @@ from PIL import Image
 from galaxyml.viz.images import gallery_image
 
 
+def linked_choice(key: str, options: Sequence[str], default: str, what: str) -> str:
+    """The value of ``?key=`` when it is one of ``options``, else ``default``; a value that is not one of
+    them is named in a warning, so that a deep link never shows something else without saying so."""
+    wanted = st.query_params.get(key)
+    if wanted is None:
+        return default
+    if wanted in options:
+        return wanted
+    shown = ", ".join(map(str, list(options)[:6])) + (", ..." if len(options) > 6 else "")
+    st.warning(f"?{key}={wanted} is not {what} ({shown}); showing {default}.", icon=":material/link_off:")
+    return default
+
+
 def mock_badge(is_mock: bool) -> None:
     if is_mock:
         st.badge("MOCK DATA · simulated galaxies with known truth", icon=":material/science:", color="orange")

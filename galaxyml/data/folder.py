@@ -20,6 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from galaxyml.data.hf import RGB_BANDS
+from galaxyml.data.images import to_display_rgb
 from galaxyml.data.split import SPLIT_COLUMN, assign_split
 from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey, SurveyError
 
@@ -113,8 +114,7 @@ def _image_files(images_dir: Path) -> dict[str, Path]:
 def _read_image(path: Path, size: int) -> np.ndarray:
     """(3, size, size) float32 display RGB in [0, 1] from an image file of any size and mode."""
     with Image.open(path) as im:
-        rgb = im.convert("RGB").resize((size, size), Image.BILINEAR)
-    return (np.asarray(rgb, np.float32) / 255.0).transpose(2, 0, 1)
+        return to_display_rgb(im, size)
 
 
 # What PIL raises for a file it cannot decode: unknown format (UnidentifiedImageError is an OSError),

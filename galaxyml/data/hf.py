@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from galaxyml.data.images import to_display_rgb
 from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey, SurveyError, is_vote_column
 
 RGB_BANDS = ("R", "G", "B")
@@ -54,19 +55,24 @@ def open_local_dataset(path: str | Path, split: str = "train"):
 def _to_array(image, size: int) -> np.ndarray:
     if not isinstance(image, Image.Image):
         raise SurveyError(f"image column holds {type(image).__name__}, expected images")
-    rgb = image.convert("RGB").resize((size, size), Image.BILINEAR)
-    return (np.asarray(rgb, np.float32) / 255.0).transpose(2, 0, 1)
+    return to_display_rgb(image, size)
 
 
 def write_hf_survey(path: str | Path, folder: Path, image_size_px: int = 64, image_column: str = "image",
-                    id_column: str = "id_str", split: str = "train",
+                    id_column: str = "", split: str = "train",
                     progress: Callable[[int, int, str], None] | None = None, chunk: int = 256) -> Survey:
-    """Stream a local Hugging Face dataset into the survey layout in ``folder``."""
+    """Stream a local Hugging Face dataset into the survey layout in ``folder``. Galaxy ids come from
+    ``id_column``, which must exist when it is named; unnamed, from ``id_str`` if the dataset has it, else
+    from row numbers."""
     ds = open_local_dataset(path, split)
     columns = list(ds.column_names)
     if image_column not in columns:
         raise SurveyError(f"dataset at {path} has no image column '{image_column}' (columns: {', '.join(columns)}); "
                           f"set survey.image_column")
+    if id_column and id_column not in columns:
+        raise SurveyError(f"dataset at {path} has no id column '{id_column}' (columns: {', '.join(columns)}); "
+                          f"set survey.id_column to one of them, or leave it empty to use id_str or row numbers")
+    id_column = id_column or "id_str"
     n = len(ds)
     if n == 0:
         raise SurveyError(f"dataset at {path} ({split}) is empty")

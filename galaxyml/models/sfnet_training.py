@@ -265,11 +265,13 @@ def load_sfnet(folder: Path) -> tuple[SFNet, Normalisation, dict]:
 
 
 def regression_metrics(pred: np.ndarray, true: np.ndarray, floor: float | None = None) -> dict[str, float]:
-    """RMSE, NMAD (1.4826 median |r - median r|), bias, R2 and, with a floor, RMSE / floor."""
+    """RMSE, NMAD (1.4826 median |r - median r|), bias, R2 (NaN when the true values do not vary: it is
+    undefined) and, with a floor, RMSE / floor."""
     r = pred - true
+    spread = np.sum((true - true.mean()) ** 2)
+    r2 = 1 - np.sum(r ** 2) / spread if spread > 1e-12 * max(1.0, float(np.sum(true ** 2))) else float("nan")
     out = {"rmse": float(np.sqrt(np.mean(r ** 2))), "nmad": float(1.4826 * np.median(np.abs(r - np.median(r)))),
-           "bias": float(r.mean()), "r2": float(1 - np.sum(r ** 2) / max(np.sum((true - true.mean()) ** 2), 1e-30)),
-           "n": int(len(r))}
+           "bias": float(r.mean()), "r2": float(r2), "n": int(len(r))}
     if floor:
         out["floor"] = float(floor)
         out["rmse_over_floor"] = out["rmse"] / floor

@@ -38,6 +38,9 @@ from precompute.stages.features import interpret_model
 PREDICTIONS_FILE = "predictions.parquet"
 SWEEP_FILE = "sweep.json"
 HISTORY_FILE = "history.json"
+NEAR_CONSTANT = 1e-6
+"""A target whose standard deviation over the training galaxies is below this fraction of its typical
+magnitude (or of 1) is refused as constant."""
 METALLICITY_COLUMNS = ("oh_p50", "oh_12")
 """Metallicity columns looked for, in order: the MPA-JHU median (real data), the mock's truth."""
 BPT_COLUMNS = ("n2", "o3")
@@ -235,9 +238,11 @@ def run_sfnet(ctx: StageContext, kind: str) -> dict:
     except SplitError as e:
         raise StageNotApplicable(str(e)) from e
     for j, t in enumerate(targets):
-        if np.ptp(y[train_idx, j]) == 0:
-            raise StageNotApplicable(f"target column '{t}' has the same value ({y[train_idx[0], j]:g}) for all "
-                                     f"{len(train_idx)} training galaxies: there is nothing to learn")
+        values = y[train_idx, j]
+        if np.std(values) <= NEAR_CONSTANT * max(1.0, float(np.mean(np.abs(values)))):
+            raise StageNotApplicable(f"target column '{t}' has the same value ({np.median(values):g}, spread "
+                                     f"{np.ptp(values):.3g}) for all {len(train_idx)} training galaxies: there is "
+                                     f"nothing to learn")
     floors = survey.prediction_floors()
     n_imgs = len(survey)
     norm = training_normalisation(survey.images, survey.bands, train_idx, cfg.seed)

@@ -93,7 +93,7 @@ def _write_source(ctx: StageContext) -> dict:
                 "unreadable_image": skipped.get("unreadable_image", 0)}
     if cfg.source == "hf":
         survey = write_hf_survey(cfg.dataset_path, ctx.out, cfg.image_size_px, cfg.image_column,
-                                 cfg.id_column or "id_str", cfg.split, progress=ctx.progress)
+                                 cfg.id_column, cfg.split, progress=ctx.progress)
         return {"n_galaxies": len(survey), "bands": "".join(survey.bands), "image_size_px": cfg.image_size_px,
                 "is_mock": False}
     fields = {f.name for f in dataclasses.fields(MockConfig)}

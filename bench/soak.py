@@ -1,0 +1,150 @@
+"""Browser soak: many page views across every page and deep link against one atlas, in headless
+Chromium (Playwright), watching the server's memory and the pages' error elements.
+
+    python bench/soak.py --home runs --run demo            # 200 views
+    python bench/soak.py --home /tmp/h --run quick --views 60
+
+Each view opens a URL (a page, with deep-link parameters drawn at random: models, features, galaxies,
+properties, targets, and some unknown values), waits until the app has finished running and drawn its
+figures, and counts exception and error elements. The server's resident memory (RSS, from /proc) is
+read after every view; the figure is its growth from view 20 (caches warm) to the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from galaxyml.atlas import Atlas  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def urls(atlas: Atlas, n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` page URLs with deep links drawn from what the atlas holds (and a few unknown values)."""
+    run = atlas.name
+    ids = atlas.catalog()["galaxy_id"].to_numpy()
+    models = atlas.feature_models()
+    sfnets = [m for m in ("sfnet_metallicity", "sfnet_bpt") if atlas.ready(m)]
+    props = list(atlas.feature_set(models[0]).rho.columns) if atlas.feature_set(models[0]).rho is not None else []
+
+    def one() -> str:
+        kind = rng.integers(6)
+        g = str(rng.choice(ids))
+        if kind == 0:
+            return f"/?run={run}"
+        if kind in (1, 2):
+            m = str(rng.choice(models))
+            f = int(rng.integers(atlas.feature_set(m).n_features))
+            return f"/atlas?run={run}&model={m}&feature={f}"
+        if kind == 3:
+            p = str(rng.choice(props)) if props and rng.random() > 0.1 else "nosuch"
+            return f"/compare?run={run}&property={p}&galaxy={g}"
+        if kind == 4 and sfnets:
+            m = str(rng.choice(sfnets))
+            return f"/predictions?run={run}&model={m}&galaxy={g if rng.random() > 0.1 else 'nosuch'}"
+        return f"/atlas?run={run}&feature={'abc' if rng.random() < 0.5 else 10 ** 6}"
+
+    return [one() for _ in range(n)]
+
+
+def wait_settled(page, timeout_s: float = 120.0) -> None:
+    """Until the app is not running (no status widget) for half a second."""
+    end, quiet_since = time.time() + timeout_s, None
+    while time.time() < end:
+        running = page.locator('[data-testid="stStatusWidget"]').count() > 0 or \
+            page.locator('[data-testid="stMain"]').count() == 0
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since > 0.5:
+            return
+        time.sleep(0.1)
+    raise TimeoutError("the page did not settle")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--home", type=Path, default=Path(os.environ.get("GALAXYML_HOME", "runs")))
+    p.add_argument("--run", default="demo")
+    p.add_argument("--views", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    atlas = Atlas.open(args.home / args.run)
+    plan = urls(atlas, args.views, np.random.default_rng(args.seed))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
+                              env={**os.environ, "GALAXYML_HOME": str(args.home.absolute())}, stdout=log,
+                              stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        rss, errors, seconds = [], [], []
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for i, url in enumerate(plan, 1):
+                t0 = time.time()
+                page.goto(base + url, wait_until="domcontentloaded")
+                wait_settled(page)
+                seconds.append(time.time() - t0)
+                n_err = page.locator(ERRORS).count()
+                if n_err:
+                    errors.append((url, page.locator(ERRORS).first.inner_text()[:200]))
+                rss.append(rss_mb(server.pid))
+                if i % 20 == 0:
+                    print(f"  view {i:>4}: RSS {rss[-1]:.0f} MB, median {np.median(seconds[-20:]):.1f} s per view",
+                          flush=True)
+            browser.close()
+        traceback = "Traceback" in Path(log.name).read_text()
+        start = rss[min(19, len(rss) - 1)]
+        print(f"soak: {len(plan)} views of atlas '{args.run}' ({atlas.manifest['stages']['survey']['metrics']['n_galaxies']:,} "
+              f"galaxies); server RSS {rss[0]:.0f} MB after view 1, {start:.0f} MB after view 20, {rss[-1]:.0f} MB "
+              f"at the end: growth {100 * (rss[-1] - start) / start:+.1f}% after view 20; "
+              f"{len(errors)} views with error elements; median {np.median(seconds):.1f} s per view; "
+              f"server traceback: {'yes' if traceback else 'no'}")
+        for url, text in errors[:10]:
+            print("  error on", url, ":", text)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        os.unlink(log.name)
+
+
+if __name__ == "__main__":
+    main()
