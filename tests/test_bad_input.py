@@ -231,3 +231,34 @@ def test_a_deep_link_with_an_unknown_value_says_so(quick_home, monkeypatch, page
     assert not at.exception
     shown = [w.value for w in [*at.warning, *at.sidebar.warning]]
     assert any(expected in w for w in shown), shown
+
+
+def test_a_survey_smaller_than_the_embedding_size_keeps_as_many_components_as_galaxies(tmp_path, caplog):
+    code, err = run(tmp_path, "--set", "survey.n_galaxies=40", "--only", "pca")
+    assert code == 0, err
+    m = json.loads((tmp_path / "runs" / "base" / "manifest.json").read_text())["stages"]
+    dim, n_train = m["embeddings"]["metrics"]["dim"], m["pca"]["metrics"]["n_train"]
+    assert n_train < dim and m["pca"]["metrics"]["n_components"] == n_train
+    assert f"keeping {n_train}" in caplog.text
+
+
+def test_16_bit_grey_rgba_and_float_cutouts_are_read_by_their_range(tmp_path):
+    from PIL import Image
+
+    from galaxyml.data.folder import write_folder_survey
+
+    images = tmp_path / "cut"
+    images.mkdir()
+    yy, xx = np.mgrid[:48, :48]
+    blob = np.exp(-((yy - 24) ** 2 + (xx - 24) ** 2) / 50.0)
+    Image.fromarray((blob * 4000).astype(np.uint16)).save(images / "1.png")  # 12-bit data in a 16-bit PNG
+    Image.fromarray((blob * 255).astype(np.uint8)).save(images / "2.png")  # grey
+    Image.fromarray(np.dstack([(blob * 255).astype(np.uint8)] * 3 + [np.full((48, 48), 255, np.uint8)])).save(
+        images / "3.png")  # RGBA
+    Image.fromarray((blob * 1e-17).astype(np.float32)).save(images / "4.tiff")  # float fluxes
+    pd.DataFrame({"objID": [1, 2, 3, 4], "oh_p50": [8.5, 8.6, 8.7, 8.8]}).to_csv(tmp_path / "c.csv", index=False)
+    survey = write_folder_survey(images, tmp_path / "c.csv", tmp_path / "s", image_size_px=32)
+    x = np.asarray(survey.images)
+    assert len(x) == 4
+    for row in x:
+        assert 0.9 < row.max() <= 1.0 and row[:, 0, 0].max() < 0.05  # bright centre, dark corner: not clipped

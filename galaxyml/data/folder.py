@@ -26,7 +26,7 @@ from galaxyml.data.survey import CATALOG_FILE, IMAGES_FILE, META_FILE, Survey, S
 
 log = logging.getLogger("galaxyml.data.folder")
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 BPT_LINES = {"nii": "nii_6584_flux", "ha": "h_alpha_flux", "oiii": "oiii_5007_flux", "hb": "h_beta_flux"}
 """MPA-JHU DR8 (galSpecLine) flux columns; their errors are ``<name>_err``."""
 _INTEGER = re.compile(r"^[+-]?\d+$")
