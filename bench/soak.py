@@ -71,20 +71,32 @@ def urls(atlas: Atlas, n: int, rng: np.random.Generator) -> list[str]:
     return [one() for _ in range(n)]
 
 
-def wait_settled(page, timeout_s: float = 120.0) -> None:
-    """Until the app is not running (no status widget) for half a second."""
-    end, quiet_since = time.time() + timeout_s, None
+STATE = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return [app ? app.getAttribute('data-test-script-state') : 'none',
+          !!document.querySelector('[data-testid="stMain"] h1'),
+          document.querySelectorAll('[data-stale="true"]').length,
+          document.querySelectorAll('[data-testid="stElementContainer"]').length,
+          document.querySelectorAll('.js-plotly-plot').length,
+          document.querySelectorAll('img').length].join('|');
+}"""
+"""The script's state, whether the title is drawn, stale elements (left from an earlier run), and counts of
+elements, plotly figures and images."""
+
+
+def wait_settled(page, timeout_s: float = 120.0, quiet_s: float = 1.0) -> None:
+    """Until the script has finished, the title is drawn, nothing stale is left, and nothing has changed for
+    ``quiet_s`` (plotly figures are drawn after the script ends)."""
+    end, last, since = time.time() + timeout_s, None, time.time()
     while time.time() < end:
-        running = page.locator('[data-testid="stStatusWidget"]').count() > 0 or \
-            page.locator('[data-testid="stMain"]').count() == 0
-        if running:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.time()
-        elif time.time() - quiet_since > 0.5:
+        state = page.evaluate(STATE)
+        if state != last:
+            last, since = state, time.time()
+        done = state.startswith("notRunning|true|0|")
+        if done and time.time() - since >= quiet_s:
             return
         time.sleep(0.1)
-    raise TimeoutError("the page did not settle")
+    raise TimeoutError(f"the page did not settle ({last})")
 
 
 def main() -> None:
@@ -93,6 +105,7 @@ def main() -> None:
     p.add_argument("--run", default="demo")
     p.add_argument("--views", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--screenshots", type=Path, help="save a full-page PNG of every 20th view (and the first) here")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -127,6 +140,9 @@ def main() -> None:
                 if n_err:
                     errors.append((url, page.locator(ERRORS).first.inner_text()[:200]))
                 rss.append(rss_mb(server.pid))
+                if args.screenshots and (i == 1 or i % 20 == 0):
+                    args.screenshots.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(args.screenshots / f"view{i:04d}.png"), full_page=True)
                 if i % 20 == 0:
                     print(f"  view {i:>4}: RSS {rss[-1]:.0f} MB, median {np.median(seconds[-20:]):.1f} s per view",
                           flush=True)

@@ -6,7 +6,6 @@ page switches and browser refreshes, and a cancel stops its whole process group.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 from precompute import lock
 from precompute.config import ConfigError, preset_path, read_preset
 from precompute.progress import BuildProgress, read_events, summarise
+from precompute.source import recorded, user_survey
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_FILE = "build.log"
@@ -37,10 +37,7 @@ def build_status(run_dir: Path) -> BuildProgress:
 
 def _refuse_replacing_user_data(run_dir: Path, source: str) -> None:
     """A preset build into a run made from the user's own files would replace its survey: refuse."""
-    try:
-        built = json.loads((run_dir / "manifest.json").read_text()).get("config", {}).get("survey", {})
-    except (OSError, ValueError):
-        return
+    built = user_survey(recorded(run_dir)) or {}
     if built.get("source", "mock") not in ("mock", source):
         raise ConfigError(f"atlas '{run_dir.name}' was built from your files (survey.source = {built['source']}, "
                           f"{built.get('dataset_path', '')}); this preset would replace them with the mock universe. "

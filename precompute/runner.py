@@ -23,8 +23,8 @@ from typing import Any
 
 from galaxyml import integrity
 from galaxyml.atlas import (
-    TMP_PREFIX, commit_stage_dir, empty_manifest, read_manifest, sha256_file, stage_files, stage_is_ready,
-    write_manifest, AtlasError, MANIFEST,
+    MANIFEST, TMP_PREFIX, AtlasError, commit_stage_dir, empty_manifest, read_manifest, sha256_file, stage_files,
+    stage_is_ready, write_manifest,
 )
 from precompute import lock
 from precompute.config import canonical_json, sha256_text
@@ -145,12 +145,158 @@ def _install_signal_handlers() -> Callable[[], None]:
     return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
-def _not_applicable(manifest: dict, run_dir: Path, name: str, stage: Stage, h: dict, configs: dict, why: str) -> None:
-    """Record that a stage has nothing to do on this survey (no folder; loaders treat it as absent)."""
-    shutil.rmtree(run_dir / name, ignore_errors=True)  # an earlier build's folder no longer applies
-    manifest["stages"][name] = {**h, "version": stage.version, "config": asdict(configs[name]), "files": {},
-                                "bytes": {}, "metrics": {}, "not_applicable": why, "finished": time.time()}
-    save_manifest(run_dir, manifest)
+class _Build:
+    """One build of a run: the state the steps share, and one method per step.
+
+    ``build(name)`` is the heart of it: skip the stage if it is unchanged, else build the deferred
+    inputs it reads, record it not applicable if an input it needs is, else run it into a temporary
+    folder and commit that folder and its manifest entry."""
+
+    def __init__(self, run_dir: Path, stages: dict[str, Stage], configs: dict[str, Any], force: tuple[str, ...],
+                 on_demand: frozenset[str], emit: Callable[..., None]):
+        self.run_dir, self.stages, self.configs, self.force, self.on_demand = run_dir, stages, configs, force, on_demand
+        self.emit = emit
+        self.manifest: dict[str, Any] = {}
+        self.result = RunResult(run_dir)
+        self.current = ""
+        self.pending = [n for n, st in stages.items() if st.deferred or n in on_demand]
+        """Deferred stages (built after the rest unless read sooner) and on-demand ones (only if read)."""
+        self.built: set[str] = set()  # applicable stages that are ready in this build
+        self.changed: set[str] = set()  # rebuilt here with other outputs: what reads them is rebuilt too
+        self.read_sets: dict[str, set[str]] = {}  # what each stage with ``reads`` reads in this build
+        self.stale: dict[str, list[str]] = {}  # finished stages whose files differ from their record
+        self.count = iter(range(1, len(stages) + 1))
+        self.total = len(stages) - len(on_demand & stages.keys())  # grows if an on-demand stage is read
+        self.hashes: dict[str, dict[str, Any]] = {}
+
+    def open(self, run: str, preset: str, source: dict[str, Any] | None) -> None:
+        """Clear a killed build's leftovers, load (or recover) the manifest and check the finished files."""
+        for leftover in self.run_dir.glob(f"{TMP_PREFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.manifest = _load_or_new_manifest(self.run_dir)
+        self.manifest.update(run=run, preset=preset, versions=library_versions(), stage_order=list(self.stages),
+                             config={k: asdict(v) for k, v in self.configs.items()})
+        if source is not None:
+            self.manifest["source"] = source
+        save_manifest(self.run_dir, self.manifest)
+        self.stale = integrity.verify_stages(self.run_dir, self.manifest)  # rebuilt, never reused
+        self.hashes = stage_hashes(self.stages, self.configs)
+
+    def run(self) -> RunResult:
+        for name in [n for n in self.stages if n not in self.pending]:
+            self.build(name)
+        while self.pending:
+            name = self.pending.pop(0)
+            if name in self.on_demand:
+                self.result.actions[name] = "not needed"
+                self.emit("stage_skip", stage=name, message=f"{name}: not read by the stages asked for, left as it was")
+            else:
+                self.build(name)
+        return self.result
+
+    def build(self, name: str) -> None:
+        self.current, stage = name, self.stages[name]
+        reads = set(stage.inputs) if stage.reads is None else stage.reads(self.configs[name], self.built)
+        if stage.reads is not None:  # its hash, and those after it, cover only the inputs it reads
+            self.read_sets[name] = reads
+            self.hashes = stage_hashes(self.stages, self.configs, self.read_sets)
+        if self.unchanged(name, reads):
+            return
+        for dep in [d for d in self.pending if d in reads]:  # a deferred input this stage reads: build it now
+            self.pending.remove(dep)
+            self.total += dep in self.on_demand
+            self.build(dep)
+            self.current = name
+        absent = {d for d in stage.inputs
+                  if d not in self.stages or self.manifest["stages"].get(d, {}).get("not_applicable")}
+        missing = [d for d in stage.inputs if d in absent and d not in stage.optional]
+        if missing:
+            self.not_applicable(name, f"its input {missing[0]} is not applicable",
+                                f"not applicable (input {missing[0]} is not)")
+            return
+        self.run_stage(name, absent | set(self.pending))  # deferred and not read: not built yet
+
+    def unchanged(self, name: str, reads: set[str]) -> bool:
+        """Keep the stage if its hash, inputs and files are as recorded (and it was not forced)."""
+        entry = self.manifest["stages"].get(name, {})
+        if name in self.stale:
+            why = f"{name}: files changed on disk since it was built ({integrity.describe({name: self.stale[name]})}); rebuilding it"
+            log.warning(why)
+            self.emit("progress", stage=name, step=0, total=1, message=why)
+            return False
+        if name in self.force or reads & self.changed or entry.get("hash") != self.hashes[name]["hash"] or not (
+                entry.get("not_applicable") or stage_is_ready(self.run_dir, self.manifest, name)):
+            return False
+        self.result.actions[name] = "skipped"
+        if not entry.get("not_applicable"):
+            self.built.add(name)
+        self.emit("stage_skip", stage=name, message=f"{name}: unchanged, kept")
+        return True
+
+    def not_applicable(self, name: str, why: str, message: str) -> None:
+        """Record that a stage has nothing to do on this survey (no folder; loaders treat it as absent)."""
+        stage = self.stages[name]
+        shutil.rmtree(self.run_dir / name, ignore_errors=True)  # an earlier build's folder no longer applies
+        self.manifest["stages"][name] = {**self.hashes[name], "version": stage.version,
+                                         "config": asdict(self.configs[name]), "files": {}, "bytes": {},
+                                         "metrics": {}, "not_applicable": why, "finished": time.time()}
+        save_manifest(self.run_dir, self.manifest)
+        self.result.actions[name] = "not applicable"
+        self.emit("stage_skip", stage=name, message=f"{name}: {message}")
+
+    def run_stage(self, name: str, absent: set[str]) -> None:
+        """Run the stage into a temporary folder; commit it, or leave everything as it was."""
+        stage = self.stages[name]
+        self.emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({next(self.count)}/{self.total})")
+        # The old entry and folder stay until the new folder is complete: a stage that fails or is
+        # killed leaves them as they were. Between the folder's rename and the manifest's write, the
+        # old entry's sha256 no longer match, so no loader serves the pair.
+        tmp = self.run_dir / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        ctx = StageContext(
+            name=name, cfg=self.configs[name], out=tmp,
+            inputs={dep: self.run_dir / dep for dep in stage.inputs if dep not in absent},
+            report=lambda step, total, message: self.emit("progress", stage=name, step=step, total=total,
+                                                          message=message),
+        )
+        t0 = time.time()
+        try:
+            metrics = stage.run(ctx) or {}
+        except BuildCancelled:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except StageNotApplicable as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.not_applicable(name, str(e), f"not applicable: {e}")
+            return
+        except Exception as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise StageFailed(f"stage '{name}' failed: {e.__class__.__name__}: {e}") from e
+        self.commit(name, tmp, metrics, time.time() - t0)
+
+    def commit(self, name: str, tmp: Path, metrics: dict[str, Any], seconds: float) -> None:
+        """Rename the finished folder into place, then record its files' sha256 in the manifest."""
+        stage = self.stages[name]
+        old_files = self.manifest["stages"].get(name, {}).get("files")
+        files = stage_files(tmp)
+        commit_stage_dir(self.run_dir, name, tmp)
+        digests = {rel: sha256_file(self.run_dir / name / rel) for rel in files}
+        self.manifest["stages"][name] = {
+            **self.hashes[name], "version": stage.version, "config": asdict(self.configs[name]),
+            "files": digests,
+            "bytes": {rel: (self.run_dir / name / rel).stat().st_size for rel in files},
+            "seconds": round(seconds, 3), "metrics": json.loads(json.dumps(metrics, default=float)),
+            "finished": time.time(),
+        }
+        save_manifest(self.run_dir, self.manifest)
+        integrity.remember(self.run_dir, name, digests)
+        self.stale.pop(name, None)
+        self.built.add(name)
+        if digests != old_files:  # a rebuild with new outputs (say --force on a GPU)
+            self.changed.add(name)
+        self.result.actions[name], self.result.seconds[name] = "ran", seconds
+        self.emit("stage_done", stage=name, step=1, total=1, message=f"{name}: done in {seconds:.1f} s",
+                  seconds=seconds, metrics=metrics)
 
 
 def run_pipeline(
@@ -161,9 +307,10 @@ def run_pipeline(
     """Build ``stages`` into ``home/run``, skipping those whose hash is unchanged.
 
     ``source`` (the command line's source options, see :mod:`precompute.source`) is recorded in the
-    manifest, so that a later build reuses it. Stages named in ``on_demand`` are built only when another stage reads them (``--only`` uses this,
-    so that an optional input nothing reads in this build is left as it was). A stage rebuilt with other
-    outputs than before (``force``) has the stages that read it rebuilt as well.
+    manifest, so that a later build reuses it. Stages named in ``on_demand`` are built only when another
+    stage reads them (``--only`` uses this, so that an optional input nothing reads in this build is left
+    as it was). A stage rebuilt with other outputs than before (``force``) has the stages that read it
+    rebuilt as well.
 
     Raises :class:`precompute.lock.BuildLocked` if another process builds this run,
     :class:`StageFailed` if a stage raises, :class:`BuildCancelled` on SIGTERM/SIGINT.
@@ -179,125 +326,21 @@ def run_pipeline(
         if on_event:
             on_event({"event": event, **kw})
 
-    result = RunResult(run_dir)
     t_run = time.time()
-    current = ""
+    job = _Build(run_dir, stages, configs, tuple(force), on_demand, emit)
     try:
-        for stale in run_dir.glob(f"{TMP_PREFIX}*"):
-            shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
-        manifest = _load_or_new_manifest(run_dir)
-        manifest.update(run=run, preset=preset, versions=library_versions(), stage_order=list(stages),
-                        config={k: asdict(v) for k, v in configs.items()})
-        if source is not None:
-            manifest["source"] = source
-        save_manifest(run_dir, manifest)
-        stale = integrity.verify_stages(run_dir, manifest)  # files changed since built: rebuilt, never reused
-        hashes = stage_hashes(stages, configs)
-        emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset, pid=os.getpid())
-        # Deferred stages are built after the rest unless read sooner; on-demand ones only if read.
-        pending = [n for n, st in stages.items() if st.deferred or n in on_demand]
-        built: set[str] = set()  # applicable stages that are ready in this build
-        changed: set[str] = set()  # stages rebuilt here with other outputs: what reads them is rebuilt too
-        read_sets: dict[str, set[str]] = {}  # what each stage with ``reads`` reads in this build
-        count = iter(range(1, len(stages) + 1))
-        total = len(stages) - len(on_demand & stages.keys())  # grows if one is read
-
-        def build(name: str) -> None:
-            nonlocal current, hashes, total
-            current, stage = name, stages[name]
-            reads = set(stage.inputs) if stage.reads is None else stage.reads(configs[name], built)
-            if stage.reads is not None:  # its hash, and those after it, cover only the inputs it reads
-                read_sets[name] = reads
-                hashes = stage_hashes(stages, configs, read_sets)
-            h = hashes[name]
-            entry = manifest["stages"].get(name, {})
-            if name in stale:
-                why = f"{name}: files changed on disk since it was built ({integrity.describe({name: stale[name]})}); rebuilding it"
-                log.warning(why)
-                emit("progress", stage=name, step=0, total=1, message=why)
-            elif name not in force and not (reads & changed) and entry.get("hash") == h["hash"] and (
-                    entry.get("not_applicable") or stage_is_ready(run_dir, manifest, name)):
-                result.actions[name] = "skipped"
-                if not entry.get("not_applicable"):
-                    built.add(name)
-                emit("stage_skip", stage=name, message=f"{name}: unchanged, kept")
-                return
-            for dep in [d for d in pending if d in reads]:  # a deferred input this stage reads: build it now
-                pending.remove(dep)
-                total += dep in on_demand
-                build(dep)
-                current = name
-            absent = {d for d in stage.inputs if d not in stages or manifest["stages"].get(d, {}).get("not_applicable")}
-            missing = [d for d in stage.inputs if d in absent and d not in stage.optional]
-            if missing:
-                _not_applicable(manifest, run_dir, name, stage, h, configs, f"its input {missing[0]} is not applicable")
-                result.actions[name] = "not applicable"
-                emit("stage_skip", stage=name, message=f"{name}: not applicable (input {missing[0]} is not)")
-                return
-            absent |= set(pending)  # deferred and not read: not built yet in this build
-            emit("stage_start", stage=name, step=0, total=1, message=f"{name}: starting ({next(count)}/{total})")
-            # The old entry and folder stay until the new folder is complete: a stage that fails or is
-            # killed leaves them as they were. Between the folder's rename and the manifest's write, the
-            # old entry's sha256 no longer match, so no loader serves the pair.
-            old_files = manifest["stages"].get(name, {}).get("files")
-            tmp = run_dir / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
-            tmp.mkdir()
-            ctx = StageContext(
-                name=name, cfg=configs[name], out=tmp,
-                inputs={dep: run_dir / dep for dep in stage.inputs if dep not in absent},
-                report=lambda step, total, message, _n=name: emit("progress", stage=_n, step=step, total=total, message=message),
-            )
-            t0 = time.time()
-            try:
-                metrics = stage.run(ctx) or {}
-            except BuildCancelled:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            except StageNotApplicable as e:
-                shutil.rmtree(tmp, ignore_errors=True)
-                _not_applicable(manifest, run_dir, name, stage, h, configs, str(e))
-                result.actions[name] = "not applicable"
-                emit("stage_skip", stage=name, message=f"{name}: not applicable: {e}")
-                return
-            except Exception as e:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise StageFailed(f"stage '{name}' failed: {e.__class__.__name__}: {e}") from e
-            seconds = time.time() - t0
-            files = stage_files(tmp)
-            commit_stage_dir(run_dir, name, tmp)
-            digests = {rel: sha256_file(run_dir / name / rel) for rel in files}
-            manifest["stages"][name] = {
-                **h, "version": stage.version, "config": asdict(configs[name]),
-                "files": digests,
-                "bytes": {rel: (run_dir / name / rel).stat().st_size for rel in files},
-                "seconds": round(seconds, 3), "metrics": json.loads(json.dumps(metrics, default=float)),
-                "finished": time.time(),
-            }
-            save_manifest(run_dir, manifest)
-            integrity.remember(run_dir, name, digests)
-            stale.pop(name, None)
-            built.add(name)
-            if manifest["stages"][name]["files"] != old_files:  # a rebuild with new outputs (say --force on a GPU)
-                changed.add(name)
-            result.actions[name], result.seconds[name] = "ran", seconds
-            emit("stage_done", stage=name, step=1, total=1, message=f"{name}: done in {seconds:.1f} s", seconds=seconds, metrics=metrics)
-
-        for name in [n for n in stages if n not in pending]:
-            build(name)
-        while pending:
-            name = pending.pop(0)
-            if name in on_demand:
-                result.actions[name] = "not needed"
-                emit("stage_skip", stage=name, message=f"{name}: not read by the stages asked for, left as it was")
-            else:
-                build(name)
+        job.open(run, preset, source)
+        emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset,
+             pid=os.getpid())
+        result = job.run()
         emit("done", message=f"'{run}' is complete ({time.time() - t_run:.1f} s)")
         return result
     except BuildCancelled as e:
-        emit("cancelled", stage=current, message=str(e))
+        emit("cancelled", stage=job.current, message=str(e))
         raise
     except Exception as e:
-        emit("failed", stage=current, message="build failed", error=str(e).splitlines()[0] if str(e) else e.__class__.__name__)
+        emit("failed", stage=job.current, message="build failed",
+             error=str(e).splitlines()[0] if str(e) else e.__class__.__name__)
         raise
     finally:
         restore_signals()
