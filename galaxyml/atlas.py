@@ -341,8 +341,27 @@ class Atlas:
         return [m for m in FEATURE_MODELS if self.ready(m) and (
             (self.path / m / STATS_FILE).is_file() or (summarised and (self.path / "features" / m).is_dir()))]
 
-    def similarity_index(self):
-        """The FAISS index over the embeddings (see :mod:`galaxyml.index`)."""
+    def search_spaces(self) -> list[str]:
+        """The spaces the ``index`` stage indexed: ``embeddings``, and ``codes`` (TopK SAE) when built."""
+        if not self.ready("index"):
+            return []
+        return [s for s in ("embeddings", "codes") if (self.stage_dir("index") / f"{s}.faiss").is_file()]
+
+    def search_vectors(self, space: str = "embeddings") -> np.ndarray:
+        """The vectors of a search space: the embeddings (memory-mapped) or the dense TopK SAE codes."""
+        if space == "embeddings":
+            return self.embeddings()
+        from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
+        from galaxyml.search import dense_codes
+
+        n_latents = self.load_json("sae", "config.json")["n_latents"]
+        return dense_codes(self.load_npy("sae", CODE_INDICES_FILE), self.load_npy("sae", CODE_VALUES_FILE), n_latents)
+
+    def similarity_index(self, space: str = "embeddings"):
+        """The FAISS index over the embeddings or the sparse codes (see :mod:`galaxyml.index`)."""
         from galaxyml.index import load_index
+
+        if space != "embeddings":
+            return load_index(self.stage_dir("index"), space)
 
         return load_index(self.stage_dir("index"))

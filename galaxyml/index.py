@@ -3,12 +3,12 @@
 Embeddings are centred on the survey mean and L2-normalised, so inner product is the cosine
 similarity of what distinguishes galaxies (mean-pooled transformer states share a large common
 component that would otherwise make every pair look alike). The index type follows the survey
-size: exact (``IndexFlatIP``) up to ``EXACT_MAX_ROWS``, HNSW graph search above.
+size: exact (``IndexFlatIP``) up to ``EXACT_MAX_ROWS``, IVF-Flat (or an HNSW graph) above. The same
+code indexes the sparse SAE codes (not centred: cosine of the activation vectors).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,29 +38,73 @@ class SimilarityIndex:
 
     @property
     def kind(self) -> str:
-        return "exact" if isinstance(self.index, faiss.IndexFlatIP) else "hnsw"
+        if isinstance(self.index, faiss.IndexFlatIP):
+            return "exact"
+        return "ivf" if isinstance(self.index, faiss.IndexIVF) else "hnsw"
 
     def search(self, queries: np.ndarray, k: int = 12) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and galaxy indices of the k nearest neighbours of each query row."""
         return self.index.search(normalise(np.atleast_2d(queries) - self.mean), k)
 
 
-def build_index(embeddings: np.ndarray, chunk: int = 65536, hnsw_m: int = 32) -> SimilarityIndex:
-    """Index (N, D) embeddings, added in chunks so a memory-mapped array is streamed."""
+def build_index(embeddings: np.ndarray, chunk: int = 65536, hnsw_m: int = 32, centre: bool = True,
+                large: str = "ivf", nprobe: int = 64, seed: int = 0) -> SimilarityIndex:
+    """Index (N, D) vectors for cosine search, added in chunks so a memory-mapped array is streamed.
+
+    Up to ``EXACT_MAX_ROWS`` rows the index is exact; above, ``large`` chooses IVF-Flat (4 sqrt(N) lists,
+    4,096 from a million rows, trained on a sample; ``nprobe`` lists searched) or an HNSW graph."""
     n, d = embeddings.shape
-    mean = streamed_mean(embeddings, chunk).astype(np.float32)
-    index = faiss.IndexFlatIP(d) if n <= EXACT_MAX_ROWS else faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    mean = streamed_mean(embeddings, chunk).astype(np.float32) if centre else np.zeros(d, np.float32)
+    if n <= EXACT_MAX_ROWS:
+        index = faiss.IndexFlatIP(d)
+    elif large == "hnsw":
+        index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    else:
+        nlist = 4096 if n >= 1_000_000 else int(4 * np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = np.sort(np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False))
+        index.train(normalise(np.asarray(embeddings[sample]) - mean))
+        index.nprobe = nprobe
     for start in range(0, n, chunk):
         index.add(normalise(embeddings[start : start + chunk] - mean))
     return SimilarityIndex(index, mean)
 
 
-def save_index(sim: SimilarityIndex, folder: Path) -> None:
-    faiss.write_index(sim.index, str(folder / INDEX_FILE))
-    np.save(folder / MEAN_FILE, sim.mean, allow_pickle=False)
-    (folder / INFO_FILE).write_text(json.dumps({"kind": sim.kind, "n": sim.index.ntotal, "d": sim.index.d,
-                                                "metric": "cosine of centred embeddings"}))
+def measure(sim: SimilarityIndex, vectors: np.ndarray, n_queries: int = 200, k: int = 10, seed: int = 0
+            ) -> dict[str, float]:
+    """recall@k of the index against exact search, and single-query latency (p50 / p99, ms), on
+    ``n_queries`` rows of ``vectors`` drawn at random."""
+    import time
+
+    rng = np.random.default_rng(seed)
+    q = np.sort(rng.choice(len(vectors), min(n_queries, len(vectors)), replace=False))
+    queries = np.asarray(vectors[q], np.float32)
+    if sim.kind == "exact":
+        recall = 1.0
+    else:
+        exact = faiss.IndexFlatIP(sim.index.d)
+        for start in range(0, len(vectors), 65536):
+            exact.add(normalise(vectors[start : start + 65536] - sim.mean))
+        _, want = exact.search(normalise(queries - sim.mean), k)
+        _, got = sim.search(queries, k)
+        recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(want, got)]))
+    times = []
+    for row in queries:
+        t0 = time.perf_counter()
+        sim.search(row[None], k)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"recall_at_10": recall, "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
+            "n_queries": int(len(q))}
 
 
-def load_index(folder: Path) -> SimilarityIndex:
-    return SimilarityIndex(faiss.read_index(str(folder / INDEX_FILE)), np.load(folder / MEAN_FILE, allow_pickle=False))
+def save_index(sim: SimilarityIndex, folder: Path, name: str = "embeddings") -> dict:
+    """Write ``<name>.faiss`` and its centring vector; returns what the index is (kind, size, parameters)."""
+    faiss.write_index(sim.index, str(folder / f"{name}.faiss"))
+    np.save(folder / (MEAN_FILE if name == "embeddings" else f"{name}_mean.npy"), sim.mean, allow_pickle=False)
+    params = {"nprobe": int(sim.index.nprobe), "nlist": int(sim.index.nlist)} if sim.kind == "ivf" else {}
+    return {"kind": sim.kind, "n": int(sim.index.ntotal), "d": int(sim.index.d), **params}
+
+
+def load_index(folder: Path, name: str = "embeddings") -> SimilarityIndex:
+    mean = folder / MEAN_FILE if name == "embeddings" else folder / f"{name}_mean.npy"
+    return SimilarityIndex(faiss.read_index(str(folder / f"{name}.faiss")), np.load(mean, allow_pickle=False))

@@ -14,7 +14,7 @@ from galaxyml.effects import has_vote_effects
 from galaxyml.interpret import matryoshka_family, property_for_query, search_text
 from galaxyml.viz.features import activation_histogram, vote_effect_bars
 from ui import loaders
-from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links
+from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links, search_link
 from ui.sidebar import page
 from ui.widgets import gallery, linked_choice, png_bytes
 
@@ -178,6 +178,8 @@ if len(gal):
     g = int(gal[options.index(galaxy_id)])
     left, right = st.columns([4, 5])
     left.image(np.asarray(thumbs[g]), caption=galaxy_id, width=192)
+    if atlas.ready("index"):
+        left.markdown(f"[Search for similar galaxies]({search_link(atlas.name, galaxy_id)})")
     units = atlas.survey_meta().get("units", {})
     record = catalog.iloc[g].drop("galaxy_id")
     shown = [f"{v:.5g}" if isinstance(v, (float, np.floating)) else str(v) for v in record.values]

@@ -14,7 +14,7 @@ from galaxyml.viz.compare import (NAMES, density_histograms, group_fvu, grouped_
                                   property_dots, training_curves)
 from galaxyml.data.survey import vote_label
 from ui import loaders
-from ui.feature_views import feature_link
+from ui.feature_views import feature_link, search_link
 from ui.sidebar import page
 from ui.widgets import gallery, linked_choice
 
@@ -142,6 +142,8 @@ if all(sets[m].rho is not None and len(sets[m].rho.columns) for m in models):
     g = row_of[galaxy_id]
     cols = st.columns([1.2, *[2] * len(models)])
     cols[0].image(np.asarray(thumbs[g]), caption=galaxy_id, width=128)
+    if atlas.ready("index"):
+        cols[0].markdown(f"[Similar galaxies]({search_link(atlas.name, galaxy_id)})")
     for col, m in zip(cols[1:], models):
         active = sets[m].features_of(g).head(6)
         labels = sets[m].labels

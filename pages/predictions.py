@@ -16,7 +16,7 @@ from galaxyml.viz.predictions import (
     rmse_vs_k,
 )
 from ui import loaders
-from ui.feature_views import feature_link
+from ui.feature_views import feature_link, search_link
 from ui.sidebar import page
 from ui.widgets import gallery, linked_choice, png_bytes
 
@@ -149,6 +149,8 @@ def sfnet_section(model: str) -> None:
     active["label"] = fs.labels[active["feature"].to_numpy()]
     left, right = st.columns([1, 2])
     left.image(np.asarray(thumbs[g]), caption=galaxy_id, width=192)
+    if atlas.ready("index"):
+        left.markdown(f"[Search for similar galaxies]({search_link(atlas.name, galaxy_id)})")
     truth = table[f"true_{target}"].iloc[g]
     total = float(bias[j] + active["contribution"].sum())
     part = table["split"].iloc[g] if "split" in table else ("test" if table["test"].iloc[g] else "train")

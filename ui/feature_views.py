@@ -14,6 +14,11 @@ def feature_link(run: str, model: str, feature: int) -> str:
     return f"/atlas?run={run}&model={model}&feature={feature}"
 
 
+def search_link(run: str, galaxy: str) -> str:
+    """The search page, open on the galaxies most like ``galaxy``."""
+    return f"/search?run={run}&by=galaxy&galaxy={galaxy}"
+
+
 def neighbour_links(title: str, features: np.ndarray, values: np.ndarray | None, run: str, model: str,
                     fs: FeatureSet) -> None:
     st.markdown(f"**{title}**")

@@ -74,9 +74,14 @@ def feature_set(atlas: Atlas, model: str = "sae") -> FeatureSet:
     return _cached(atlas, "feature_set", ("features", model), model)
 
 
-def similarity_index(atlas: Atlas) -> SimilarityIndex:
-    """The FAISS index over the embeddings (shared)."""
-    return _cached(atlas, "similarity_index", ("index",))
+def similarity_index(atlas: Atlas, space: str = "embeddings") -> SimilarityIndex:
+    """The FAISS index over the embeddings or the sparse codes (shared)."""
+    return _cached(atlas, "similarity_index", ("index",), space)
+
+
+def search_vectors(atlas: Atlas, space: str = "embeddings") -> np.ndarray:
+    """The vectors of a search space (shared: treat as read-only)."""
+    return _cached(atlas, "search_vectors", ("embeddings", "sae"), space)
 
 
 def predictions(atlas: Atlas, model: str) -> pd.DataFrame:
