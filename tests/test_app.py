@@ -235,6 +235,9 @@ def test_atlas_page_search_random_feature_and_interpretability_views(home_env):
     assert not at.exception and not any("No feature's label mentions" in i.value for i in at.info)
     at.button[0].click().run()  # random feature
     assert not at.exception
+    assert not fs.stats["dead"].iloc[int(query_param(at, "feature"))]  # a random live feature
+    at.query_params["feature"] = str(int(fs.rho["log_mstar"].abs().idxmax()))  # one that fires on held-out galaxies
+    at.run()
     assert len(at.get("plotly_chart")) == 3  # histogram, correlations, effect on the vote network's answers
     assert any("Effect on the vote network's answers" in m.value for m in at.markdown)
     feature = int(query_param(at, "feature"))
