@@ -5,7 +5,7 @@ Chromium (Playwright), watching the server's memory and the pages' error element
     python bench/soak.py --home /tmp/h --run quick --views 60
 
 Each view opens a URL (a page, with deep-link parameters drawn at random: models, features, galaxies,
-properties, targets, and some unknown values), waits until the app has finished running and drawn its
+properties, targets, searches by galaxy, position and examples, and some unknown values), waits until the app has finished running and drawn its
 figures, and counts exception and error elements. The server's resident memory (RSS, from /proc) is
 read after every view; the figure is its growth from view 20 (caches warm) to the end.
 """
@@ -51,9 +51,19 @@ def urls(atlas: Atlas, n: int, rng: np.random.Generator) -> list[str]:
     sfnets = [m for m in ("sfnet_metallicity", "sfnet_bpt") if atlas.ready(m)]
     props = list(atlas.feature_set(models[0]).rho.columns) if atlas.feature_set(models[0]).rho is not None else []
 
+    spaces = atlas.search_spaces()
+
     def one() -> str:
-        kind = rng.integers(6)
+        kind = rng.integers(8)
         g = str(rng.choice(ids))
+        if kind == 6 and spaces:
+            return f"/search?run={run}&space={rng.choice(spaces)}&galaxy={g if rng.random() > 0.1 else 'nosuch'}"
+        if kind == 7 and spaces:
+            if rng.random() < 0.5 and "ra" in atlas.catalog():
+                row = atlas.catalog().iloc[int(rng.integers(len(ids)))]
+                return f"/search?run={run}&by=position&ra={row['ra']:.5f}&dec={row['dec']:.5f}"
+            pos, neg = rng.choice(ids, 4, replace=False), rng.choice(ids, 4, replace=False)
+            return f"/search?run={run}&by=examples&positive={','.join(pos)}&negative={','.join(neg[~np.isin(neg, pos)])}"
         if kind == 0:
             return f"/?run={run}"
         if kind in (1, 2):
