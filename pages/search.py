@@ -136,8 +136,8 @@ else:
                        f"on {len(pos)} positive and {len(neg)} negative examples; the examples themselves are left out.")
             query = set.intersection(*(active(g) for g in pos)) if fs is not None else set()
             if fs is not None:
-                drive = pd.Series(np.asarray(loaders.search_vectors(atlas, "codes"))[pos].mean(0)
-                                  - (np.asarray(loaders.search_vectors(atlas, "codes"))[neg].mean(0) if neg else 0))
+                codes = np.asarray(loaders.search_vectors(atlas, "codes"))
+                drive = pd.Series(codes[pos].mean(0) - (codes[neg].mean(0) if neg else 0))
                 best = drive.sort_values(ascending=False).head(6)
                 st.markdown("SAE features most active in the positives (relative to the negatives): " + ", ".join(
                     f"[#{f}]({feature_link(atlas.name, 'sae', int(f))}) ({v:+.2f})" for f, v in best.items() if v > 0))

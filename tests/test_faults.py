@@ -55,6 +55,13 @@ def test_forty_builders_starting_at_once_never_share_the_lock(tmp_path):
     assert out["acquisitions"] >= out["rounds"]  # and someone gets it every round
 
 
+def _holder(run_dir: Path) -> subprocess.Popen:
+    """A process that takes the run's lock, prints 'held', and keeps it for a minute."""
+    return subprocess.Popen([sys.executable, "-c", "import time, pathlib; from precompute import lock; "
+                             f"lock.acquire(pathlib.Path({str(run_dir)!r})); print('held', flush=True); "
+                             "time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
 def _sleeper() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 
@@ -76,9 +83,7 @@ def test_a_stale_lock_naming_a_reused_pid_is_taken_over_and_that_process_never_s
         assert Atlas.open(run_dir).ready("c")
 
         # A live builder holds the lock while its record names the other process: still never signalled.
-        holder = subprocess.Popen([sys.executable, "-c", "import time, pathlib; from precompute import lock; "
-                                   f"lock.acquire(pathlib.Path({str(run_dir)!r})); print('held', flush=True); "
-                                   "time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        holder = _holder(run_dir)
         try:
             assert holder.stdout.readline().strip() == "held"
             (run_dir / ".lock.json").write_text(
@@ -96,9 +101,7 @@ def test_a_stale_lock_naming_a_reused_pid_is_taken_over_and_that_process_never_s
 def test_cancel_signals_the_builder_that_holds_the_lock(tmp_path):
     run_dir = tmp_path / "toy"
     run_dir.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import time, pathlib; from precompute import lock; "
-                               f"lock.acquire(pathlib.Path({str(run_dir)!r})); print('held', flush=True); "
-                               "time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    holder = _holder(run_dir)
     try:
         assert holder.stdout.readline().strip() == "held"
         assert lock.read_lock(run_dir)["pid"] == holder.pid
