@@ -147,15 +147,15 @@ retrieval = atlas.metrics("index").get("retrieval_p10", {}).get(space)
 if retrieval:
     st.subheader("How well neighbours share a structure")
     rows = [{"structure": name, "precision@10": r["p10"], "base rate": r["base_rate"],
-             "example set precision@10": r.get("p10_examples", np.nan), "queries": r["n_queries"]}
+             "example set precision@10": f"{r['p10_examples']:.2f}" if "p10_examples" in r else "–",
+             "queries": r["n_queries"]}
             for name, r in retrieval.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="content", column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in ("precision@10", "base rate",
-                                                                    "example set precision@10")})
+        c: st.column_config.NumberColumn(format="%.2f") for c in ("precision@10", "base rate")})
     st.caption("For held-out galaxies (never trained on) with each truth flag: the share of their 10 nearest "
                "neighbours in this space that have the flag too, against the flag's share of the survey; `_visible` "
                "flags count only structure an image shows. The example set: 5 positive and 5 negative held-out "
-               "galaxies, 10 draws.")
+               "galaxies, 10 draws (– where too few held-out galaxies have the flag).")
     info = atlas.metrics("index").get("spaces", {}).get(space, {})
     if info:
         st.caption(f"Index: {info['kind']} over {info['n']:,} vectors of {info['d']} dimensions; recall@10 against "

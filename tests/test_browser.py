@@ -129,3 +129,22 @@ def test_compare_deep_link_draws_every_figure(server, quick_home, tmp_path):
         page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
         browser.close()
     assert "Traceback" not in log_path.read_text()
+
+
+def test_search_deep_link_shows_neighbours_and_the_retrieval_table(server, quick_home, tmp_path):
+    sync_api = _require_browser()
+    url, log_path = server
+    galaxy = Atlas.open(quick_home / "quick").catalog()["galaxy_id"].iloc[11]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/search?space=codes&galaxy={galaxy}", wait_until="domcontentloaded")
+        page.get_by_text("How well neighbours share a structure").wait_for(timeout=60_000)
+        page.get_by_text(f"query: {galaxy}").wait_for(timeout=30_000)
+        page.wait_for_function(  # the query and its 18 neighbours are drawn
+            "document.querySelectorAll('[data-testid=\"stImageContainer\"]').length >= 19", timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert "space=codes" in page.url and f"galaxy={galaxy}" in page.url
+        page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+        browser.close()
+    assert "Traceback" not in log_path.read_text()
