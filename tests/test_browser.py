@@ -6,6 +6,7 @@ drives the Debian ``chromium`` package with Playwright.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -41,6 +42,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _browser_page(sync_api):
+    """A page of a headless Debian Chromium, closed with its browser afterwards."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def server(quick_home, tmp_path):
     port = _free_port()
@@ -72,9 +84,7 @@ def test_deep_link_on_a_fresh_server_shows_the_full_page(server, quick_home, tmp
     fs = Atlas.open(quick_home / "quick").feature_set("sae")
     feature = int(fs.stats.sort_values("density", ascending=False)["feature"].iloc[1])
     n_top = len(fs.top(feature)[0])
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with _browser_page(sync_api) as page:
         page.goto(f"{url}/atlas?feature={feature}", wait_until="domcontentloaded")
         page.get_by_text(f"Top {n_top} galaxies").wait_for(timeout=60_000)
         page.locator('[data-testid="stImageContainer"]').first.wait_for(timeout=30_000)
@@ -87,7 +97,6 @@ def test_deep_link_on_a_fresh_server_shows_the_full_page(server, quick_home, tmp
         assert page.locator('[data-testid="stAlertContentError"]').count() == 0
         assert f"feature={feature}" in page.url
         page.screenshot(path=str(tmp_path / "atlas.png"), full_page=True)
-        browser.close()
     server_log = log_path.read_text()
     assert "Traceback" not in server_log, server_log[-2000:]
 
@@ -97,9 +106,7 @@ def test_predictions_deep_link_draws_its_figures(server, quick_home, tmp_path):
     url, log_path = server
     table = Atlas.open(quick_home / "quick").predictions("sfnet_bpt")
     galaxy = table.loc[table["test"] & table["has_target"], "galaxy_id"].iloc[0]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with _browser_page(sync_api) as page:
         page.goto(f"{url}/predictions?model=sfnet_bpt&target=o3&galaxy={galaxy}", wait_until="domcontentloaded")
         page.get_by_text("BPT classes").wait_for(timeout=60_000)
         page.get_by_text("Linear probes of the embeddings").wait_for(timeout=60_000)
@@ -108,7 +115,6 @@ def test_predictions_deep_link_draws_its_figures(server, quick_home, tmp_path):
         assert page.locator('[data-testid="stException"]').count() == 0
         assert "target=o3" in page.url and f"galaxy={galaxy}" in page.url
         page.screenshot(path=str(tmp_path / "predictions.png"), full_page=True)
-        browser.close()
     assert "Traceback" not in log_path.read_text()
 
 
@@ -116,9 +122,7 @@ def test_compare_deep_link_draws_every_figure(server, quick_home, tmp_path):
     sync_api = _require_browser()
     url, log_path = server
     galaxy = Atlas.open(quick_home / "quick").catalog()["galaxy_id"].iloc[3]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with _browser_page(sync_api) as page:
         page.goto(f"{url}/compare?property=oh_12&galaxy={galaxy}", wait_until="domcontentloaded")
         page.get_by_text("One galaxy through each model").wait_for(timeout=60_000)
         # density, training curves, Matryoshka groups, max |rho| dots, novelty, truth alignment
@@ -127,7 +131,6 @@ def test_compare_deep_link_draws_every_figure(server, quick_home, tmp_path):
         page.get_by_text(galaxy, exact=True).first.wait_for(timeout=30_000)  # the deep-linked galaxy is shown
         assert "property=oh_12" in page.url and f"galaxy={galaxy}" in page.url
         page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
-        browser.close()
     assert "Traceback" not in log_path.read_text()
 
 
@@ -135,9 +138,7 @@ def test_search_deep_link_shows_neighbours_and_the_retrieval_table(server, quick
     sync_api = _require_browser()
     url, log_path = server
     galaxy = Atlas.open(quick_home / "quick").catalog()["galaxy_id"].iloc[11]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with _browser_page(sync_api) as page:
         page.goto(f"{url}/search?space=codes&galaxy={galaxy}", wait_until="domcontentloaded")
         page.get_by_text("How well neighbours share a structure").wait_for(timeout=60_000)
         page.get_by_text(f"query: {galaxy}").wait_for(timeout=30_000)
@@ -146,5 +147,4 @@ def test_search_deep_link_shows_neighbours_and_the_retrieval_table(server, quick
         assert page.locator('[data-testid="stException"]').count() == 0
         assert "space=codes" in page.url and f"galaxy={galaxy}" in page.url
         page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
-        browser.close()
     assert "Traceback" not in log_path.read_text()
