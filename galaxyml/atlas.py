@@ -357,6 +357,16 @@ class Atlas:
         n_latents = self.load_json("sae", "config.json")["n_latents"]
         return dense_codes(self.load_npy("sae", CODE_INDICES_FILE), self.load_npy("sae", CODE_VALUES_FILE), n_latents)
 
+    def map_spaces(self) -> list[str]:
+        """The spaces the ``umap`` stage drew a 2-D map of: ``embeddings``, and ``codes`` when the SAE is built."""
+        if not self.ready("umap"):
+            return []
+        return [s for s in ("embeddings", "codes") if (self.stage_dir("umap") / f"map_{s}.npy").is_file()]
+
+    def map_coords(self, space: str = "embeddings") -> np.ndarray:
+        """(N, 2) float32 UMAP coordinates of every galaxy in one space (see :mod:`galaxyml.maps`)."""
+        return self.load_npy("umap", f"map_{space}.npy", mmap=False)
+
     def similarity_index(self, space: str = "embeddings"):
         """The FAISS index over the embeddings or the sparse codes (see :mod:`galaxyml.index`)."""
         from galaxyml.index import load_index

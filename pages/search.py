@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxyml.data.survey import fluxes_to_rgb
+from galaxyml.data.upload import FITS_SUFFIXES, IMAGE_SUFFIXES, UploadError, read_upload
+from galaxyml.query_image import QueryImageError, code_of, embed_image
 from galaxyml.search import example_scores, nearest_galaxy, parse_position
 from ui import loaders
 from ui.feature_views import feature_link
@@ -16,7 +19,7 @@ from ui.sidebar import page
 from ui.widgets import gallery, linked_choice
 
 SPACES = {"embeddings": "Embeddings (cosine)", "codes": "Sparse codes of the TopK SAE (cosine)"}
-MODES = {"galaxy": "A galaxy", "position": "A sky position", "examples": "Examples"}
+MODES = {"galaxy": "A galaxy", "position": "A sky position", "image": "An image", "examples": "Examples"}
 FAR_ARCSEC = 10.0
 
 atlas = page("Search", ":material/travel_explore:", needs="index")
@@ -65,17 +68,47 @@ def show_results(rows: np.ndarray, scores: np.ndarray, query: set[int], label: s
                        mime="text/csv", icon=":material/download:")
 
 
+def feature_links(features) -> str:
+    return ", ".join(f"[#{int(f)}]({feature_link(atlas.name, 'sae', int(f))})" for f in features)
+
+
 def neighbours_of(g: int) -> None:
     sims, nn = loaders.similarity_index(atlas, space).search(np.asarray(vectors[g]), k + 1)
     keep = [(j, s) for j, s in zip(nn[0], sims[0]) if j != g and j >= 0][:k]
     left, right = st.columns([1, 5])
     left.image(np.asarray(thumbs[g]), caption=f"query: {ids[g]}", width=128)
     if fs is not None:
-        feats = fs.features_of(g).head(6)
-        left.markdown("SAE features: " + ", ".join(f"[#{int(f)}]({feature_link(atlas.name, 'sae', int(f))})"
-                                                    for f in feats["feature"]))
+        left.markdown("SAE features: " + feature_links(fs.features_of(g).head(6)["feature"]))
     with right:
         show_results(np.array([j for j, _ in keep], int), np.array([s for _, s in keep]), active(g), "cosine similarity")
+
+
+def neighbours_of_image(upload) -> None:
+    """Encode an uploaded image with the atlas's embedding network (a forward pass) and search its neighbours."""
+    survey = atlas.survey()
+    size = survey.images.shape[-1]
+    stretch = atlas.manifest["stages"]["thumbnails"]["config"]
+    try:
+        flux = read_upload(upload.getvalue(), upload.name, tuple(survey.bands), size, stretch["stretch"], stretch["q"],
+                           loaders.sky_noise(atlas))
+        embedding = embed_image(atlas, flux)
+        query = code_of(atlas, embedding) if space == "codes" else embedding
+    except (UploadError, QueryImageError) as e:
+        st.error(str(e))
+        return
+    if not np.isfinite(query).all() or (space == "codes" and not query.any()):
+        st.error("The network gives this image no usable vector (no sparse feature fires); try another cutout.")
+        return
+    sims, nn = loaders.similarity_index(atlas, space).search(query, k)
+    keep = nn[0] >= 0
+    fired = set(np.flatnonzero(code_of(atlas, embedding))) if fs is not None else set()
+    left, right = st.columns([1, 5])
+    left.image(fluxes_to_rgb(flux[None], tuple(survey.bands), stretch["stretch"], stretch["q"])[0],
+               caption=f"{upload.name}, as the network sees it ({size}×{size} px)", width=128)
+    if fired:
+        left.markdown("SAE features: " + feature_links(sorted(fired)[:6]))
+    with right:
+        show_results(nn[0][keep], sims[0][keep], fired, "cosine similarity")
 
 
 if mode == "galaxy":
@@ -108,6 +141,17 @@ elif mode == "position":
             neighbours_of(g)
     else:
         st.info("Type a sky position to find the nearest galaxy of the survey and the galaxies most like it.")
+elif mode == "image":
+    upload = st.file_uploader("A galaxy cutout: PNG, JPG or TIFF (display colours), or FITS (fluxes in the survey's "
+                              "bands, bands first)", type=[s.lstrip(".") for s in IMAGE_SUFFIXES + FITS_SUFFIXES
+                                                           if s.count(".") == 1])
+    if upload is None:
+        st.info("Upload a cutout centred on a galaxy. It is resampled to the survey's cutout size and passed through "
+                "the network that made this atlas's embeddings (no training); a colour image of a flux survey is "
+                "turned back into fluxes by inverting the atlas's display stretch, so thumbnails saved from this "
+                "atlas come back as they were. Largest file: 16 MB.")
+    else:
+        neighbours_of_image(upload)
 else:
     c1, c2 = st.columns(2)
     pos_text = c1.text_area("Positive examples (galaxy ids)", value=st.query_params.get("positive", "").replace(",", " "),

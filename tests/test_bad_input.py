@@ -216,6 +216,13 @@ DEEP_LINKS = [
     ("pages/predictions.py", {"model": "nosuch"}, "?model=nosuch is not a network"),
     ("pages/predictions.py", {"target": "nosuch"}, "?target=nosuch is not a target"),
     ("pages/predictions.py", {"galaxy": "nosuch"}, "?galaxy=nosuch is not a galaxy"),
+    ("pages/explore.py", {"colour": "nosuch"}, "?colour=nosuch is not a catalog column"),
+    ("pages/explore.py", {"space": "nosuch"}, "?space=nosuch is not a map"),
+    ("pages/explore.py", {"filter": "redshift:0:1"}, "names the column 'redshift'"),
+    ("pages/explore.py", {"filter": "z:1:0"}, "minimum above its maximum"),
+    ("pages/explore.py", {"filter": "z:5:6"}, "No galaxy passes these filters"),
+    ("pages/explore.py", {"ids": "nosuch,other"}, "?ids= names 2 galaxies not in this atlas"),
+    ("pages/search.py", {"by": "nosuch"}, "?by=nosuch is not a way to search"),
 ]
 
 

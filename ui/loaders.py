@@ -158,3 +158,22 @@ def _continuous_columns(path: str, key: str) -> list[str]:
 def continuous_columns(atlas: Atlas) -> list[str]:
     """Numeric catalog columns with more than five distinct values."""
     return _continuous_columns(str(atlas.path), _stamp(atlas, "survey"))
+
+
+def map_coords(atlas: Atlas, space: str = "embeddings") -> np.ndarray:
+    """(N, 2) map coordinates of the ``umap`` stage (shared: treat as read-only)."""
+    return _cached(atlas, "map_coords", ("umap",), space)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sky_noise(path: str, key: str) -> np.ndarray:
+    from galaxyml.data.upload import sky_noise
+
+    atlas = Atlas.open(path)
+    rows = atlas.split().train[:256]
+    return sky_noise(atlas.survey().images[rows])
+
+
+def sky_noise(atlas: Atlas) -> np.ndarray:
+    """Per-band sky noise of the survey (cutout borders of up to 256 training galaxies)."""
+    return _sky_noise(str(atlas.path), _stamp(atlas, "survey"))

@@ -22,6 +22,7 @@ PAGES = (
     ("pages/atlas.py", "Feature atlas", ":material/grid_view:"),
     ("pages/compare.py", "Compare models", ":material/compare:"),
     ("pages/predictions.py", "Predictions", ":material/query_stats:"),
+    ("pages/explore.py", "Explore the map", ":material/scatter_plot:"),
     ("pages/search.py", "Search", ":material/travel_explore:"),
 )
 POLL_S = 1.5

@@ -42,11 +42,12 @@ class IndexConfig:
             raise ValueError(f"index.large must be 'ivf' or 'hnsw', got {self.large!r}")
 
 
-def _spaces(ctx: StageContext) -> dict[str, np.ndarray]:
-    """The vectors of each space: the embeddings, and the dense SAE activations when the SAE is built."""
-    spaces = {"embeddings": np.load(ctx.inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)}
-    if "sae" in ctx.inputs:
-        sae = ctx.inputs["sae"]
+def space_vectors(inputs: dict) -> dict[str, np.ndarray]:
+    """The vectors of each search space from a stage's input folders: the embeddings, and the dense SAE
+    activations when the SAE is built."""
+    spaces = {"embeddings": np.load(inputs["embeddings"] / "embeddings.npy", mmap_mode="r", allow_pickle=False)}
+    if "sae" in inputs:
+        sae = inputs["sae"]
         n_latents = json.loads((sae / "config.json").read_text())["n_latents"]
         spaces["codes"] = dense_codes(np.load(sae / CODE_INDICES_FILE, mmap_mode="r", allow_pickle=False),
                                       np.load(sae / CODE_VALUES_FILE, mmap_mode="r", allow_pickle=False), n_latents)
@@ -60,7 +61,7 @@ def build_index(ctx: StageContext) -> dict:
     survey = Survey.load(ctx.inputs["survey"])
     held_out = survey.split().held_out
     metrics: dict = {"spaces": {}, "retrieval_p10": {}}
-    spaces = _spaces(ctx)
+    spaces = space_vectors(ctx.inputs)
     for step, (name, x) in enumerate(spaces.items()):
         ctx.progress(step, len(spaces), f"indexing {len(x):,} {name}")
         sim = gindex.build_index(x, hnsw_m=cfg.hnsw_m, centre=name == "embeddings", large=cfg.large,

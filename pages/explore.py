@@ -1,0 +1,219 @@
+"""Explore: the survey on a 2-D map (UMAP of the embeddings or of the sparse codes) coloured by any
+property or feature, the galaxy under the cursor beside it, and what a box or lasso selection holds:
+its galaxies, how its properties differ from the survey's and which sparse features it is rich in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from galaxyml.explore import enrichment, filter_mask, format_filters, parse_filters, parse_id_list, property_shifts
+from galaxyml.viz.maps import map_figure, rows_in_shapes, selection_histogram
+from ui import loaders
+from ui.feature_views import feature_link, search_link
+from ui.map_hover import hovered_row
+from ui.sidebar import page
+from ui.widgets import gallery, linked_choice
+
+SPACES = {"embeddings": "Embeddings", "codes": "Sparse codes"}
+FEATURE_PREFIX = "sae:"
+MAX_LINK_IDS = 300
+GALLERY = 30
+MAP_KEY = "explore_map"
+
+atlas = page("Explore", ":material/scatter_plot:", needs="umap")
+catalog = loaders.catalog(atlas)
+ids = catalog["galaxy_id"].to_numpy().astype(str)
+row_of = loaders.galaxy_rows(atlas)
+thumbs = loaders.thumbnails(atlas)
+units = atlas.survey_meta().get("units", {})
+numeric = [c for c in catalog.columns if c != "galaxy_id" and pd.api.types.is_numeric_dtype(catalog[c])
+           and catalog[c].nunique() > 1]
+fs = loaders.feature_set(atlas, "sae") if atlas.ready("features") and "sae" in atlas.feature_models() else None
+
+
+def title_of(column: str) -> str:
+    unit = units.get(column, "")
+    return f"{column} [{unit}]" if unit and unit not in ("bool",) else column
+
+
+spaces = atlas.map_spaces()
+space = linked_choice("space", spaces, spaces[0], "a map of this atlas")
+c1, c2, c3 = st.columns([2, 3, 2])
+space = c1.segmented_control("Map of", spaces, default=space, format_func=SPACES.get) or space
+st.query_params["space"] = space
+coords = loaders.map_coords(atlas, space)
+
+colours = ["none"] + numeric + ([f"{FEATURE_PREFIX}{i}" for i in range(fs.n_features)] if fs is not None else [])
+default_colour = "z" if "z" in numeric else (numeric[0] if numeric else "none")
+colour = linked_choice("colour", colours, default_colour, "a catalog column or SAE feature (sae:<n>) of this atlas")
+colour = c2.selectbox("Colour by", colours, index=colours.index(colour), help="a catalog column, or the activation "
+                      "of a TopK SAE feature (sae:<number>)")
+st.query_params["colour"] = colour
+
+# Filters: ranges on catalog columns, applied to the map and the selection alike (deep link ?filter=).
+try:
+    linked_ranges = parse_filters(st.query_params.get("filter", ""), numeric)
+except ValueError as e:
+    st.warning(f"?filter= {e}; no filter applied.", icon=":material/link_off:")
+    linked_ranges = {}
+with c3.popover("Filters" + (f" ({len(linked_ranges)})" if linked_ranges else ""), icon=":material/filter_alt:",
+                width="stretch"):
+    chosen = st.multiselect("Filter on", numeric, default=list(linked_ranges), placeholder="catalog columns")
+    ranges = {}
+    for col in chosen:
+        v = pd.to_numeric(catalog[col], errors="coerce")
+        lo_all, hi_all = float(v.min()), float(v.max())
+        lo, hi = linked_ranges.get(col, (lo_all, hi_all))
+        shown = (min(max(lo, lo_all), hi_all), max(min(hi, hi_all), lo_all))  # a slider stays in the data's range
+        moved = st.slider(title_of(col), lo_all, hi_all, shown, key=f"filter_{col}")
+        ranges[col] = (lo, hi) if moved == shown else moved  # the link's own bounds until the slider is moved
+if ranges:
+    st.query_params["filter"] = format_filters(ranges)
+elif "filter" in st.query_params:
+    del st.query_params["filter"]
+in_view = np.flatnonzero(filter_mask(catalog, ranges))
+if not len(in_view):
+    st.warning("No galaxy passes these filters; widen them.")
+    st.stop()
+
+if colour == "none":
+    values, colour_title = None, ""
+elif colour.startswith(FEATURE_PREFIX):
+    feature = int(colour[len(FEATURE_PREFIX):])
+    values, colour_title = fs.activations(feature)[in_view], f"SAE #{feature} activation"
+else:
+    values = pd.to_numeric(catalog[colour], errors="coerce").to_numpy(np.float64)[in_view]
+    colour_title = title_of(colour)
+
+# The selection: the map's box / lasso / click, or (from a deep link) ?ids=.
+event = st.session_state.get(MAP_KEY)
+sel_state = (event or {}).get("selection", {}) if event else {}
+boxes, lassos, points = sel_state.get("box", []), sel_state.get("lasso", []), sel_state.get("points", [])
+if boxes or lassos:
+    selected = rows_in_shapes(coords, in_view, boxes, lassos)
+    source = "drawn on the map"
+elif points:
+    selected = np.unique([int(p["customdata"][0] if isinstance(p["customdata"], list) else p["customdata"])
+                          for p in points if "customdata" in p])
+    source = "clicked"
+else:
+    linked = parse_id_list(st.query_params.get("ids", ""))
+    unknown = [g for g in linked if g not in row_of]
+    if unknown:
+        st.warning(f"?ids= names {len(unknown)} galaxies not in this atlas (e.g. {unknown[0]}); they are left out.",
+                   icon=":material/link_off:")
+    selected = np.unique([row_of[g] for g in linked if g in row_of]).astype(np.int64)
+    source = "from the link"
+selected = np.intersect1d(selected, in_view)
+if len(selected) and len(selected) <= MAX_LINK_IDS:
+    st.query_params["ids"] = ",".join(ids[selected])
+elif "ids" in st.query_params and source != "from the link":
+    del st.query_params["ids"]
+
+left, right = st.columns([4, 1])
+with left:
+    mask = np.isin(in_view, selected) if len(selected) else None
+    fig = map_figure(coords, in_view, ids[in_view], values, colour_title, mask)
+    st.plotly_chart(fig, key=MAP_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                    config={"displaylogo": False, "scrollZoom": True}, width="stretch")
+    st.caption(f"{len(in_view):,} of {len(catalog):,} galaxies{' (filtered)' if ranges else ''}. UMAP of the "
+               f"{SPACES[space].lower()}; drag a lasso or a box (toolbar) to select, click a galaxy to open it, "
+               "double-click to clear.")
+
+
+@st.fragment
+def hover_panel() -> None:
+    """The galaxy under the cursor (reruns alone as the cursor moves)."""
+    row = hovered_row(MAP_KEY, key="explore_hover")
+    if row is None or not 0 <= row < len(ids):
+        st.caption("Hover over the map to see a galaxy here.")
+        return
+    st.image(np.asarray(thumbs[row]), width=180, caption=f"galaxy {ids[row]}")
+    facts = [f"{c} = {catalog[c].iloc[row]:.3g}" for c in ("z", "log_mstar", colour) if c in numeric]
+    st.caption(" · ".join(dict.fromkeys(facts)))
+    st.markdown(f"[Similar galaxies]({search_link(atlas.name, ids[row])})")
+
+
+with right:
+    hover_panel()
+
+info = atlas.metrics("umap").get("spaces", {}).get(space, {})
+if info.get("test_preservation") is not None:
+    st.caption(f"Map quality on {info['n_test_queries']} test galaxies (placed on a map fitted on "
+               f"{info['n_fit']:,} training galaxies): {info['test_preservation']:.0%} of each galaxy's 10 nearest "
+               f"neighbours (cosine) are among its 10 nearest on the map, against {info['pca2_test_preservation']:.0%} "
+               f"on a 2-D PCA map; PCA before UMAP: {info['pca_dims'] or 'none'} (chosen on validation galaxies).")
+
+if not len(selected):
+    st.info("Select galaxies on the map (lasso or box) to see them, their properties against the survey's and "
+            "the sparse features they are rich in; click one galaxy to open it.")
+    st.stop()
+
+if len(selected) == 1:
+    g = int(selected[0])
+    st.subheader(f"Galaxy {ids[g]}")
+    a, b = st.columns([1, 3])
+    a.image(np.asarray(thumbs[g]), width=220)
+    a.markdown(f"[Galaxies like this one]({search_link(atlas.name, ids[g])})")
+    row = catalog.iloc[g]
+    b.dataframe(pd.DataFrame({"property": [title_of(c) for c in numeric[:40]],
+                              "value": [row[c] for c in numeric[:40]]}), hide_index=True, height=300)
+    if fs is not None:
+        feats = fs.features_of(g).head(8)
+        b.markdown("Active SAE features: " + ", ".join(
+            f"[#{int(f)}]({feature_link(atlas.name, 'sae', int(f))})" for f in feats["feature"]))
+    st.stop()
+
+st.subheader(f"Selection: {len(selected):,} galaxies ({source})")
+shown = selected[np.linspace(0, len(selected) - 1, min(GALLERY, len(selected))).astype(int)]
+gallery(np.asarray(thumbs[shown]), [str(ids[r]) for r in shown], width=96)
+if len(selected) > GALLERY:
+    st.caption(f"{GALLERY} of the {len(selected):,} selected galaxies, evenly spaced through the selection.")
+st.download_button("Selected galaxies (CSV)", catalog.iloc[selected].to_csv(index=False).encode(),
+                   file_name=f"selection_{atlas.name}.csv", mime="text/csv", icon=":material/download:")
+if len(selected) > MAX_LINK_IDS:
+    st.caption(f"The link of this page keeps the filters but not a selection of more than {MAX_LINK_IDS} galaxies.")
+
+tab_props, tab_feats = st.tabs(["Properties against the survey", "Enriched sparse features"])
+with tab_props:
+    shifts = property_shifts(catalog, selected, in_view, numeric)
+    if shifts.empty:
+        st.info("Too few galaxies with values to compare.")
+    else:
+        cols = st.columns(3)
+        for i, col in enumerate(shifts["property"].head(3)):
+            v = pd.to_numeric(catalog[col], errors="coerce").to_numpy(np.float64)
+            cols[i].plotly_chart(selection_histogram(v[selected], v[np.setdiff1d(in_view, selected)], title_of(col)),
+                                 width="stretch", key=f"hist_{col}")
+        st.dataframe(shifts.head(20), hide_index=True, width="stretch", column_config={
+            "selection_median": st.column_config.NumberColumn(format="%.3g"),
+            "survey_median": st.column_config.NumberColumn(format="%.3g"),
+            "ks": st.column_config.NumberColumn("KS statistic", format="%.2f"),
+            "p": st.column_config.NumberColumn(format="%.1e"), "q": st.column_config.NumberColumn(format="%.1e")})
+        st.caption("Two-sample Kolmogorov-Smirnov test of each property, the selection against the other galaxies "
+                   "in view; q: Benjamini-Hochberg corrected over the properties.")
+with tab_feats:
+    if fs is None:
+        st.info("Enrichment needs the TopK SAE's features (stages sae and features).")
+    else:
+        table = enrichment(selected, in_view, fs.code_indices, fs.code_values, fs.n_features)
+        significant = table[table["q"] < 0.05]
+        if significant.empty:
+            st.info("No SAE feature fires significantly more often in this selection than in the survey "
+                    "(q < 0.05 after Benjamini-Hochberg).")
+        else:
+            top = significant.head(20).copy()
+            top["label"] = [fs.labels[int(f)] for f in top["feature"]]
+            top["atlas"] = [feature_link(atlas.name, "sae", int(f)) for f in top["feature"]]
+            st.dataframe(top[["feature", "label", "in_selection", "selection_rate", "survey_rate", "ratio", "q", "atlas"]],
+                         hide_index=True, width="stretch", column_config={
+                             "atlas": st.column_config.LinkColumn("atlas page", display_text="open"),
+                             "selection_rate": st.column_config.NumberColumn("fires in selection", format="percent"),
+                             "survey_rate": st.column_config.NumberColumn("fires in survey", format="percent"),
+                             "ratio": st.column_config.NumberColumn("enrichment", format="%.1f×"),
+                             "q": st.column_config.NumberColumn(format="%.1e")})
+        st.caption(f"A feature fires in a galaxy when it is among its top-k activations. One-sided hypergeometric "
+                   f"test (Fisher's exact) of the selection's count against the {len(in_view):,} galaxies in view, "
+                   f"Benjamini-Hochberg q over all {fs.n_features} features; {len(significant)} with q < 0.05.")
