@@ -152,3 +152,9 @@ st.page_link("pages/atlas.py", label="Browse the sparse features of the TopK SAE
 if sfnets:
     st.page_link("pages/predictions.py", label="See what the SFNets predict, and which features drive it",
                  icon=":material/query_stats:")
+if atlas.ready("umap"):
+    st.page_link("pages/explore.py", label="Explore the survey on a map: select a region, see what sets it apart",
+                 icon=":material/scatter_plot:")
+if atlas.ready("index"):
+    st.page_link("pages/search.py", label="Find galaxies like one galaxy, a sky position, an image or a set of examples",
+                 icon=":material/travel_explore:")

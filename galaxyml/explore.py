@@ -101,10 +101,17 @@ def enrichment(selected: np.ndarray, in_view: np.ndarray, indices: np.ndarray, v
     return table.sort_values(["q", "ratio"], ascending=[True, False]).reset_index(drop=True)
 
 
-def property_shifts(catalog: pd.DataFrame, selected: np.ndarray, in_view: np.ndarray, columns) -> pd.DataFrame:
+def property_shifts(catalog: pd.DataFrame, selected: np.ndarray, in_view: np.ndarray, columns,
+                    max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
     """For each numeric column: the selection's and the survey's (in view) medians and the two-sample
-    Kolmogorov-Smirnov statistic and p-value (selection against the rest in view), largest first."""
+    Kolmogorov-Smirnov statistic and p-value (selection against the rest in view), largest first; with
+    ``max_rows``, each side is a seeded random sample of at most that many galaxies (the test stays exact
+    for the samples; only its power drops)."""
     rest = np.setdiff1d(in_view, selected)
+    if max_rows:
+        rng = np.random.default_rng(seed)
+        selected, rest, in_view = (np.sort(rng.choice(r, max_rows, replace=False)) if len(r) > max_rows else r
+                                   for r in (selected, rest, in_view))
     rows = []
     for col in columns:
         v = pd.to_numeric(catalog[col], errors="coerce").to_numpy(np.float64)

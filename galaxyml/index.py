@@ -48,7 +48,7 @@ class SimilarityIndex:
 
 
 def build_index(embeddings: np.ndarray, chunk: int = 65536, hnsw_m: int = 32, centre: bool = True,
-                large: str = "ivf", nprobe: int = 64, seed: int = 0) -> SimilarityIndex:
+                large: str = "ivf", nprobe: int = 32, seed: int = 0) -> SimilarityIndex:
     """Index (N, D) vectors for cosine search, added in chunks so a memory-mapped array is streamed.
 
     Up to ``EXACT_MAX_ROWS`` rows the index is exact; above, ``large`` chooses IVF-Flat (4 sqrt(N) lists,

@@ -12,7 +12,7 @@ from galaxyml.explore import enrichment, filter_mask, format_filters, parse_filt
 from galaxyml.viz.maps import map_figure, rows_in_shapes, selection_histogram
 from ui import loaders
 from ui.feature_views import feature_link, search_link
-from ui.map_hover import hovered_row
+from ui.map_events import hovered_row, map_selection
 from ui.sidebar import page
 from ui.widgets import gallery, linked_choice
 
@@ -20,7 +20,9 @@ SPACES = {"embeddings": "Embeddings", "codes": "Sparse codes"}
 FEATURE_PREFIX = "sae:"
 MAX_LINK_IDS = 300
 GALLERY = 30
+KS_SAMPLE = 10_000
 MAP_KEY = "explore_map"
+DRAG_MODES = {"lasso": "lasso", "box": "select", "pan": "pan", "zoom": "zoom"}
 
 atlas = page("Explore", ":material/scatter_plot:", needs="umap")
 catalog = loaders.catalog(atlas)
@@ -28,8 +30,7 @@ ids = catalog["galaxy_id"].to_numpy().astype(str)
 row_of = loaders.galaxy_rows(atlas)
 thumbs = loaders.thumbnails(atlas)
 units = atlas.survey_meta().get("units", {})
-numeric = [c for c in catalog.columns if c != "galaxy_id" and pd.api.types.is_numeric_dtype(catalog[c])
-           and catalog[c].nunique() > 1]
+numeric = loaders.varying_columns(atlas)
 fs = loaders.feature_set(atlas, "sae") if atlas.ready("features") and "sae" in atlas.feature_models() else None
 
 
@@ -88,15 +89,12 @@ else:
     colour_title = title_of(colour)
 
 # The selection: the map's box / lasso / click, or (from a deep link) ?ids=.
-event = st.session_state.get(MAP_KEY)
-sel_state = (event or {}).get("selection", {}) if event else {}
-boxes, lassos, points = sel_state.get("box", []), sel_state.get("lasso", []), sel_state.get("points", [])
-if boxes or lassos:
-    selected = rows_in_shapes(coords, in_view, boxes, lassos)
+drawn = map_selection(MAP_KEY, key="explore_selection") or {}
+if drawn.get("box") or drawn.get("lasso"):
+    selected = rows_in_shapes(coords, in_view, drawn.get("box", []), drawn.get("lasso", []))
     source = "drawn on the map"
-elif points:
-    selected = np.unique([int(p["customdata"][0] if isinstance(p["customdata"], list) else p["customdata"])
-                          for p in points if "customdata" in p])
+elif drawn.get("click") is not None and 0 <= int(drawn["click"]) < len(ids):
+    selected = np.array([int(drawn["click"])])
     source = "clicked"
 else:
     linked = parse_id_list(st.query_params.get("ids", ""))
@@ -112,15 +110,19 @@ if len(selected) and len(selected) <= MAX_LINK_IDS:
 elif "ids" in st.query_params and source != "from the link":
     del st.query_params["ids"]
 
+drag = st.segmented_control("Drag on the map to", list(DRAG_MODES), default="lasso", key="explore_drag",
+                            help="Draw a lasso or a box to select galaxies; pan or zoom to move around (the mouse "
+                                 "wheel zooms too)") or "lasso"
 left, right = st.columns([4, 1])
 with left:
-    mask = np.isin(in_view, selected) if len(selected) else None
-    fig = map_figure(coords, in_view, ids[in_view], values, colour_title, mask)
-    st.plotly_chart(fig, key=MAP_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"),
-                    config={"displaylogo": False, "scrollZoom": True}, width="stretch")
+    # plotly highlights what is selected on the map itself; a selection from the link is drawn from here (an
+    # unchanged figure is not drawn again, which keeps a selection on a large map fast)
+    mask = np.isin(in_view, selected) if len(selected) and source == "from the link" else None
+    fig = map_figure(coords, in_view, ids[in_view], values, colour_title, mask, dragmode=DRAG_MODES[drag])
+    st.plotly_chart(fig, key=MAP_KEY, width="stretch", config={"displaylogo": False, "scrollZoom": True})
     st.caption(f"{len(in_view):,} of {len(catalog):,} galaxies{' (filtered)' if ranges else ''}. UMAP of the "
-               f"{SPACES[space].lower()}; drag a lasso or a box (toolbar) to select, click a galaxy to open it, "
-               "double-click to clear.")
+               f"{SPACES[space].lower()}; draw a lasso or a box to select, click a galaxy to open it, double-click "
+               "to clear the selection.")
 
 
 @st.fragment
@@ -171,14 +173,14 @@ shown = selected[np.linspace(0, len(selected) - 1, min(GALLERY, len(selected))).
 gallery(np.asarray(thumbs[shown]), [str(ids[r]) for r in shown], width=96)
 if len(selected) > GALLERY:
     st.caption(f"{GALLERY} of the {len(selected):,} selected galaxies, evenly spaced through the selection.")
-st.download_button("Selected galaxies (CSV)", catalog.iloc[selected].to_csv(index=False).encode(),
-                   file_name=f"selection_{atlas.name}.csv", mime="text/csv", icon=":material/download:")
+st.download_button("Selected galaxies (CSV)", lambda: catalog.iloc[selected].to_csv(index=False).encode(),
+                   file_name=f"selection_{atlas.name}.csv", mime="text/csv", icon=":material/download:", on_click="ignore")
 if len(selected) > MAX_LINK_IDS:
     st.caption(f"The link of this page keeps the filters but not a selection of more than {MAX_LINK_IDS} galaxies.")
 
 tab_props, tab_feats = st.tabs(["Properties against the survey", "Enriched sparse features"])
 with tab_props:
-    shifts = property_shifts(catalog, selected, in_view, numeric)
+    shifts = property_shifts(catalog, selected, in_view, numeric, max_rows=KS_SAMPLE)
     if shifts.empty:
         st.info("Too few galaxies with values to compare.")
     else:
@@ -193,7 +195,8 @@ with tab_props:
             "ks": st.column_config.NumberColumn("KS statistic", format="%.2f"),
             "p": st.column_config.NumberColumn(format="%.1e"), "q": st.column_config.NumberColumn(format="%.1e")})
         st.caption("Two-sample Kolmogorov-Smirnov test of each property, the selection against the other galaxies "
-                   "in view; q: Benjamini-Hochberg corrected over the properties.")
+                   f"in view (at most {KS_SAMPLE:,} drawn from each, seeded); q: Benjamini-Hochberg corrected over the "
+                   "properties.")
 with tab_feats:
     if fs is None:
         st.info("Enrichment needs the TopK SAE's features (stages sae and features).")

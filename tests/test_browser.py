@@ -179,6 +179,9 @@ def test_explore_map_shows_the_hovered_galaxy_and_answers_a_lasso(server, quick_
         panel = page.locator('[data-testid="stImageCaption"]', has_text=f"galaxy {galaxy}")
         panel.wait_for(timeout=20_000)  # the thumbnail of the hovered galaxy beside the map
         assert page.locator('[data-testid="stImage"] img').count() >= 1
+        page.mouse.down()  # a click on the hovered galaxy opens it
+        page.mouse.up()
+        page.get_by_role("heading", name=f"Galaxy {galaxy}").wait_for(timeout=30_000)
         box = page.locator(".st-key-explore_map .js-plotly-plot .nsewdrag").first.bounding_box()
         x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
         page.mouse.move(x0 + 0.02 * w, y0 + 0.02 * h)  # a lasso around the whole plot area selects every point

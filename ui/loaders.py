@@ -160,6 +160,17 @@ def continuous_columns(atlas: Atlas) -> list[str]:
     return _continuous_columns(str(atlas.path), _stamp(atlas, "survey"))
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _varying_columns(path: str, key: str) -> list[str]:
+    cat = Atlas.open(path).catalog()
+    return [c for c in cat.columns if c != "galaxy_id" and pd.api.types.is_numeric_dtype(cat[c]) and cat[c].nunique() > 1]
+
+
+def varying_columns(atlas: Atlas) -> list[str]:
+    """Numeric catalog columns that are not constant."""
+    return _varying_columns(str(atlas.path), _stamp(atlas, "survey"))
+
+
 def map_coords(atlas: Atlas, space: str = "embeddings") -> np.ndarray:
     """(N, 2) map coordinates of the ``umap`` stage (shared: treat as read-only)."""
     return _cached(atlas, "map_coords", ("umap",), space)

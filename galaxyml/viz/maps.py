@@ -10,10 +10,12 @@ MISSING_COLOUR = "rgba(160,160,160,0.5)"
 
 
 def map_figure(coords: np.ndarray, rows: np.ndarray, labels: np.ndarray, values: np.ndarray | None,
-               colour_title: str, selected: np.ndarray | None = None, height: int = 620) -> go.Figure:
+               colour_title: str, selected: np.ndarray | None = None, height: int = 620,
+               dragmode: str = "lasso") -> go.Figure:
     """WebGL scatter of the ``rows`` of ``coords`` (customdata: the survey row; hover: ``labels``), coloured
     by ``values`` with a colour bar titled ``colour_title`` (galaxies without a value in grey, in a trace
-    of their own); where the boolean mask ``selected`` (over ``rows``) is given, the rest is dimmed."""
+    of their own); where the boolean mask ``selected`` (over ``rows``) is given, the rest is dimmed. A drag
+    does ``dragmode`` (lasso, select, pan or zoom); the axes keep the user's zoom across redraws."""
     rows = np.asarray(rows, np.int64)
     xy = np.asarray(coords[rows], np.float32)
     size = 4 if len(rows) < 20000 else 2.5
@@ -37,10 +39,11 @@ def map_figure(coords: np.ndarray, rows: np.ndarray, labels: np.ndarray, values:
                                    customdata=rows[part], text=labels[part],
                                    hovertemplate="galaxy %{text}<extra></extra>", showlegend=name == "no value",
                                    selectedpoints=chosen, unselected={"marker": {"opacity": 0.1}}))
-    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="lasso",
-                      xaxis={"title": "UMAP 1", "showticklabels": False, "zeroline": False},
-                      yaxis={"title": "UMAP 2", "showticklabels": False, "zeroline": False, "scaleanchor": "x"},
-                      hovermode="closest", uirevision="map", legend={"orientation": "h", "y": 1.02, "x": 0})
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode=dragmode,
+                      xaxis={"title": "UMAP 1", "showticklabels": False, "zeroline": False, "uirevision": "map"},
+                      yaxis={"title": "UMAP 2", "showticklabels": False, "zeroline": False, "scaleanchor": "x",
+                             "uirevision": "map"},
+                      hovermode="closest", uirevision=dragmode, legend={"orientation": "h", "y": 1.02, "x": 0})
     return fig
 
 
