@@ -5,7 +5,6 @@ correction, property shifts."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +13,6 @@ import pytest
 from galaxyml.explore import enrichment, filter_mask, format_filters, parse_filters, parse_id_list, property_shifts
 from galaxyml.maps import fit_map, neighbour_preservation
 from galaxyml.viz.maps import in_polygon, map_figure, rows_in_shapes
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def winding_curve(n: int, d: int = 24, seed: int = 0) -> np.ndarray:
@@ -116,13 +113,9 @@ def test_map_figure_draws_galaxies_without_a_value_in_grey_and_keeps_rows():
 
 
 def explore_page(home, **params: str):
-    from streamlit.testing.v1 import AppTest
+    from tests.test_search import app_page
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.switch_page("pages/explore.py")
-    for k, v in {"run": "quick", **params}.items():
-        at.query_params[k] = v
-    return at.run()
+    return app_page("pages/explore.py", **params)
 
 
 def test_a_linked_selection_shows_its_galaxies_properties_and_enriched_features(quick_home, monkeypatch):

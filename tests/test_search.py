@@ -91,12 +91,17 @@ def test_the_index_stage_measures_both_spaces_on_held_out_queries(quick_home):
         assert table["edge_on"]["p10"] > 2 * table["edge_on"]["base_rate"]
 
 
-def search_page(home: Path, **params: str) -> AppTest:
+def app_page(page: str, **params: str) -> AppTest:
+    """A page of the app run once with the query parameters ``params`` (run ``quick`` unless given)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.switch_page("pages/search.py")
+    at.switch_page(page)
     for k, v in {"run": "quick", **params}.items():
         at.query_params[k] = v
     return at.run()
+
+
+def search_page(home: Path, **params: str) -> AppTest:
+    return app_page("pages/search.py", **params)
 
 
 def test_search_by_galaxy_shows_neighbours_with_shared_features(quick_home, monkeypatch):

@@ -149,26 +149,21 @@ def galaxy_rows(atlas: Atlas) -> dict[str, int]:
     return _galaxy_rows(str(atlas.path), _stamp(atlas, "survey"))
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _continuous_columns(path: str, key: str) -> list[str]:
+@st.cache_data(max_entries=16, show_spinner=False)
+def _numeric_columns(path: str, key: str, more_than: int) -> list[str]:
     cat = Atlas.open(path).catalog()
-    return [c for c in cat.columns if c != "galaxy_id" and pd.api.types.is_numeric_dtype(cat[c]) and cat[c].nunique() > 5]
+    return [c for c in cat.columns
+            if c != "galaxy_id" and pd.api.types.is_numeric_dtype(cat[c]) and cat[c].nunique() > more_than]
 
 
 def continuous_columns(atlas: Atlas) -> list[str]:
     """Numeric catalog columns with more than five distinct values."""
-    return _continuous_columns(str(atlas.path), _stamp(atlas, "survey"))
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _varying_columns(path: str, key: str) -> list[str]:
-    cat = Atlas.open(path).catalog()
-    return [c for c in cat.columns if c != "galaxy_id" and pd.api.types.is_numeric_dtype(cat[c]) and cat[c].nunique() > 1]
+    return _numeric_columns(str(atlas.path), _stamp(atlas, "survey"), 5)
 
 
 def varying_columns(atlas: Atlas) -> list[str]:
     """Numeric catalog columns that are not constant."""
-    return _varying_columns(str(atlas.path), _stamp(atlas, "survey"))
+    return _numeric_columns(str(atlas.path), _stamp(atlas, "survey"), 1)
 
 
 def map_coords(atlas: Atlas, space: str = "embeddings") -> np.ndarray:
