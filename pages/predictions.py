@@ -27,19 +27,17 @@ catalog = loaders.catalog(atlas)
 thumbs = loaders.thumbnails(atlas)
 
 
-def sfnet_section(model: str) -> None:
-    met = atlas.metrics(model)
-    table = loaders.predictions(atlas, model)
-    weights, bias, targets = loaders.sfnet_head(atlas, model)
+def choose_target(targets: list[str]) -> str:
     target = linked_choice("target", targets, targets[0], "a target of this network")
     if len(targets) > 1:
         target = st.segmented_control("Target", targets, default=target, format_func=axis_label) or target
     st.query_params["target"] = target
-    unit = units.get(target, "dex")
-    label = axis_label(target, unit)
-    score = met["test"][target]
-    floor = loaders.prediction_floors(atlas).get(target) or score.get("floor")
-    k = met["k"]
+    return target
+
+
+def scores(met: dict, target: str, unit: str, floor: float | None) -> None:
+    """The test scores beside the median and photometric baselines and the floor, and how the split was used."""
+    score, k = met["test"][target], met["k"]
     photo = met.get("photometric_baseline", {}).get(target)
     cols = st.columns(7)
     cols[0].metric("Test RMSE", f"{score['rmse']:.3f}", help=f"{score['n']:,} test galaxies [{unit}]")
@@ -55,8 +53,8 @@ def sfnet_section(model: str) -> None:
                             "on the same galaxies (ridge or boosted trees, chosen on the validation galaxies)")
     if floor:
         cols[5].metric("RMSE / floor", f"{score['rmse'] / floor:.2f}",
-                       help=f"Floor = the scatter injected around the relation ({floor:g} {unit}): the error left by a model "
-                            "that recovers the relation exactly from the images")
+                       help=f"Floor = the scatter injected around the relation ({floor:g} {unit}): the error left by "
+                            "a model that recovers the relation exactly from the images")
     cols[6].metric("Active features k", "all" if k == 0 else str(k), help=f"{met['n_features']} features in the layer")
     if photo and score["rmse"] >= photo["rmse"]:
         st.warning(f"The network does not beat the photometric baseline on {target}: test RMSE {score['rmse']:.3f} "
@@ -72,9 +70,10 @@ def sfnet_section(model: str) -> None:
                f"{met['n_without_target']:,} galaxies have no target (predicted, but not scored). Best epoch "
                f"{met['best_epoch']}.")
 
-    test = table[table["test"] & table["has_target"]]
+
+def residual_figures(test, target: str, label: str, floor: float | None) -> None:
+    """Predicted against true, and the residuals binned against a property of the user's choice."""
     true, pred = test[f"true_{target}"].to_numpy(), test[f"pred_{target}"].to_numpy()
-    resid = pred - true
     left, right = st.columns(2)
     with left:
         st.markdown("**Predicted against true** (test galaxies)")
@@ -85,8 +84,11 @@ def sfnet_section(model: str) -> None:
         if default:
             prop = st.selectbox("Residuals against", props, index=props.index(default))
             x = catalog[prop].to_numpy()[test.index.to_numpy()]
-            st.plotly_chart(binned_residuals(x, resid, axis_label(prop, units.get(prop, "")),
+            st.plotly_chart(binned_residuals(x, pred - true, axis_label(prop, units.get(prop, "")),
                                              f"predicted − true {label}", floor=floor), width="stretch")
+
+
+def k_sweep(model: str, target: str, unit: str, floor: float | None) -> None:
     sweep = loaders.sfnet_sweep(atlas, model)
     if len(sweep) > 1:
         st.markdown("**Test RMSE against the number of active features k**")
@@ -95,26 +97,32 @@ def sfnet_section(model: str) -> None:
         st.caption("One k trained. Set `--set " + model + ".k_sweep=[1,2,4,8,16,32,0]` (the *full* preset does) to see "
                    "how the error grows as fewer features are kept.")
 
-    if model == "sfnet_bpt" and {"true_n2", "true_o3", "pred_n2", "pred_o3"} <= set(table.columns):
-        true_cls = bpt_classify(test["true_n2"], test["true_o3"])
-        pred_cls = bpt_classify(test["pred_n2"], test["pred_o3"])
-        agrees = true_cls == pred_cls
-        b1, b2 = st.columns([3, 2])
-        which = b1.radio("Place galaxies at their", ["predicted", "true"], horizontal=True,
-                         format_func=lambda w: f"{w} line ratios")
-        b1.plotly_chart(bpt_diagram(test[f"{which[:4]}_n2"].to_numpy(), test[f"{which[:4]}_o3"].to_numpy(), agrees,
-                                    f"{which.capitalize()} line ratios, coloured by class agreement"), width="stretch")
-        b2.markdown(f"**BPT classes** (test galaxies): {agrees.mean():.1%} predicted in their true class")
-        confusion = bpt_confusion(true_cls, pred_cls)
-        b2.dataframe(confusion, width="stretch")
-        note = "Rows: true class; columns: predicted class (test galaxies with all four lines)."
-        if atlas.is_mock and "composite" in confusion.index and confusion.loc["composite"].sum() == 0:
-            note += (" The mock places star-forming galaxies below the Kauffmann line and AGN above the Kewley "
-                     "line, so none is truly composite; a prediction between the two lines lands there.")
-        b2.caption(note)
 
+def bpt_section(test) -> None:
+    """The BPT diagram at predicted or true line ratios, coloured by class agreement, and the confusion table."""
+    true_cls = bpt_classify(test["true_n2"], test["true_o3"])
+    pred_cls = bpt_classify(test["pred_n2"], test["pred_o3"])
+    agrees = true_cls == pred_cls
+    b1, b2 = st.columns([3, 2])
+    which = b1.radio("Place galaxies at their", ["predicted", "true"], horizontal=True,
+                     format_func=lambda w: f"{w} line ratios")
+    b1.plotly_chart(bpt_diagram(test[f"{which[:4]}_n2"].to_numpy(), test[f"{which[:4]}_o3"].to_numpy(), agrees,
+                                f"{which.capitalize()} line ratios, coloured by class agreement"), width="stretch")
+    b2.markdown(f"**BPT classes** (test galaxies): {agrees.mean():.1%} predicted in their true class")
+    confusion = bpt_confusion(true_cls, pred_cls)
+    b2.dataframe(confusion, width="stretch")
+    note = "Rows: true class; columns: predicted class (test galaxies with all four lines)."
+    if atlas.is_mock and "composite" in confusion.index and confusion.loc["composite"].sum() == 0:
+        note += (" The mock places star-forming galaxies below the Kauffmann line and AGN above the Kewley "
+                 "line, so none is truly composite; a prediction between the two lines lands there.")
+    b2.caption(note)
+
+
+def outliers(model: str, target: str, table, test, label: str) -> np.ndarray:
+    """The 12 test galaxies with the largest |residual| (gallery, PNG and CSV downloads); returns their rows."""
     st.subheader("Worst outliers")
-    worst = np.argsort(-np.abs(resid))[:12]
+    true, pred = test[f"true_{target}"].to_numpy(), test[f"pred_{target}"].to_numpy()
+    worst = np.argsort(-np.abs(pred - true))[:12]
     rows = test.index.to_numpy()[worst]
     captions = [f"{p:.2f} vs {t:.2f}" for p, t in zip(pred[worst], true[worst])]
     gallery(np.asarray(thumbs[rows]), captions)
@@ -124,8 +132,11 @@ def sfnet_section(model: str) -> None:
                        file_name=f"{model}_{target}_outliers.png", mime="image/png")
     c2.download_button("All predictions (CSV)", lambda: table.to_csv(index=False), file_name=f"{model}_predictions.csv",
                        mime="text/csv", on_click="ignore")
+    return rows
 
-    st.subheader("Galaxy drill-down")
+
+def choose_galaxy(rows: np.ndarray) -> str:
+    """A galaxy id: from the link, typed, or one of the outliers."""
     row_of = loaders.galaxy_rows(atlas)
     options = list(catalog["galaxy_id"].to_numpy()[rows])
     wanted = st.query_params.get("galaxy")
@@ -139,7 +150,15 @@ def sfnet_section(model: str) -> None:
         options, wanted = [typed, *[o for o in options if o != typed]], typed
     galaxy_id = st.selectbox("Galaxy", options, index=options.index(wanted) if wanted in options else 0)
     st.query_params["galaxy"] = galaxy_id
-    g = row_of[galaxy_id]
+    return galaxy_id
+
+
+def drill_down(model: str, met: dict, table, target: str, rows: np.ndarray, unit: str, label: str) -> None:
+    """One galaxy's prediction as the head's bias plus the contribution of each active feature."""
+    st.subheader("Galaxy drill-down")
+    weights, bias, targets = loaders.sfnet_head(atlas, model)
+    galaxy_id = choose_galaxy(rows)
+    g = loaders.galaxy_rows(atlas)[galaxy_id]
     fs = loaders.feature_set(atlas, model)
     active = fs.features_of(g)
     j = targets.index(target)
@@ -171,6 +190,64 @@ def sfnet_section(model: str) -> None:
         "activation": st.column_config.NumberColumn(format="%.4f")})
 
 
+def sfnet_section(model: str) -> None:
+    """Everything about one SFNet's predictions of one target, on its test galaxies."""
+    met = atlas.metrics(model)
+    table = loaders.predictions(atlas, model)
+    target = choose_target(loaders.sfnet_head(atlas, model)[2])
+    unit = units.get(target, "dex")
+    label = axis_label(target, unit)
+    floor = loaders.prediction_floors(atlas).get(target) or met["test"][target].get("floor")
+    scores(met, target, unit, floor)
+    test = table[table["test"] & table["has_target"]]
+    residual_figures(test, target, label, floor)
+    k_sweep(model, target, unit, floor)
+    if model == "sfnet_bpt" and {"true_n2", "true_o3", "pred_n2", "pred_o3"} <= set(table.columns):
+        bpt_section(test)
+    rows = outliers(model, target, table, test, label)
+    drill_down(model, met, table, target, rows, unit, label)
+
+
+def probes_section() -> None:
+    """Linear probes from the embeddings to every catalog property (held-out galaxies), beside the encoder's."""
+    st.subheader("Linear probes of the embeddings")
+    if atlas.ready("probes"):
+        probes = loaders.probes(atlas)
+        st.caption("Cross-validated ridge regression (R²) for continuous properties and logistic regression (accuracy, "
+                   "AUROC, against the majority-class accuracy) for flags, from the embeddings (of the "
+                   f"{atlas.embeddings_source()}) to each catalog property, fitted and cross-validated on the "
+                   f"{atlas.metrics('probes').get('n_galaxies', 0):,} held-out galaxies (validation and test splits), "
+                   "which no network of the atlas trained on.")
+        st.plotly_chart(probe_scores(probes), width="stretch")
+        shown, encoder = probes, loaders.encoder_probes(atlas)
+        if encoder is not None:  # the same probes of the astroPT-style encoder's embeddings, for comparison
+            met = atlas.metrics("probes")  # the stage's medians of both tables
+            median = {atlas.embeddings_source(): met.get("median_r2"),
+                      EMBEDDING_SOURCES["encoder"]: met.get("encoder_median_r2")}
+            st.caption("Median R² over the continuous properties: " + " · ".join(
+                f"embeddings of the {name} **{m:.2f}**" for name, m in median.items() if m is not None)
+                + ". The tables' *encoder* columns are the same probes of the astroPT-style encoder's embeddings.")
+            shown = probes.merge(encoder[["property", "score"]].rename(columns={"score": "encoder score"}),
+                                 on="property", how="left")
+        tables = {
+            "Continuous properties": (shown["kind"] == "continuous",
+                                      {"score": "R²", "encoder score": "encoder R²", "rmse": "RMSE"}),
+            "Flags": (shown["kind"] == "binary", {"score": "accuracy", "baseline": "majority-class accuracy",
+                                                  "auroc": "AUROC", "encoder score": "encoder accuracy"}),
+        }
+        for title, (rows, columns) in tables.items():
+            part = shown.loc[rows, ["property", "unit", *[c for c in columns if c in shown], "n"]].rename(columns=columns)
+            if part.empty:
+                continue
+            st.markdown(f"**{title}**")
+            st.dataframe(part, hide_index=True, width="stretch", height=min(500, 35 * (len(part) + 1) + 3),
+                         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in columns.values()}
+                         | {"property": st.column_config.TextColumn(width="large")})
+    else:
+        st.info("No linear probes in this atlas yet: the *probes* stage fits them on the embeddings.",
+                icon=":material/construction:")
+
+
 if models:
     model = linked_choice("model", models, models[0], "a network ready in this atlas")
     model = st.segmented_control("Network", models, default=model, format_func=FEATURE_MODELS.get) or model
@@ -185,39 +262,4 @@ else:
     st.info("This atlas has no SFNet: " + ("; ".join(reasons) if reasons else "build the *sfnet_metallicity* or "
             "*sfnet_bpt* stage to see predictions from images") + ".", icon=":material/construction:")
 
-st.subheader("Linear probes of the embeddings")
-if atlas.ready("probes"):
-    probes = loaders.probes(atlas)
-    st.caption("Cross-validated ridge regression (R²) for continuous properties and logistic regression (accuracy, "
-               "AUROC, against the majority-class accuracy) for flags, from the embeddings (of the "
-               f"{atlas.embeddings_source()}) to each catalog property, fitted and cross-validated on the "
-               f"{atlas.metrics('probes').get('n_galaxies', 0):,} held-out galaxies (validation and test splits), "
-               "which no network of the atlas trained on.")
-    st.plotly_chart(probe_scores(probes), width="stretch")
-    shown, encoder = probes, loaders.encoder_probes(atlas)
-    if encoder is not None:  # the same probes of the astroPT-style encoder's embeddings, for comparison
-        met = atlas.metrics("probes")  # the stage's medians of both tables
-        median = {atlas.embeddings_source(): met.get("median_r2"),
-                  EMBEDDING_SOURCES["encoder"]: met.get("encoder_median_r2")}
-        st.caption("Median R² over the continuous properties: " + " · ".join(
-            f"embeddings of the {name} **{m:.2f}**" for name, m in median.items() if m is not None)
-            + ". The tables' *encoder* columns are the same probes of the astroPT-style encoder's embeddings.")
-        shown = probes.merge(encoder[["property", "score"]].rename(columns={"score": "encoder score"}),
-                             on="property", how="left")
-    tables = {
-        "Continuous properties": (shown["kind"] == "continuous",
-                                  {"score": "R²", "encoder score": "encoder R²", "rmse": "RMSE"}),
-        "Flags": (shown["kind"] == "binary", {"score": "accuracy", "baseline": "majority-class accuracy",
-                                              "auroc": "AUROC", "encoder score": "encoder accuracy"}),
-    }
-    for title, (rows, columns) in tables.items():
-        part = shown.loc[rows, ["property", "unit", *[c for c in columns if c in shown], "n"]].rename(columns=columns)
-        if part.empty:
-            continue
-        st.markdown(f"**{title}**")
-        st.dataframe(part, hide_index=True, width="stretch", height=min(500, 35 * (len(part) + 1) + 3),
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in columns.values()}
-                     | {"property": st.column_config.TextColumn(width="large")})
-else:
-    st.info("No linear probes in this atlas yet: the *probes* stage fits them on the embeddings.",
-            icon=":material/construction:")
+probes_section()
