@@ -67,10 +67,7 @@ def train(sae: TopKSAE, x: np.ndarray, scale: np.ndarray, cfg, seed: int, rows: 
 
 def best_rho(acts: np.ndarray, props: pd.DataFrame, sample: np.ndarray, select: np.ndarray) -> pd.Series:
     """Per property, |rho| on the scoring galaxies of the feature chosen on the selecting ones."""
-    a, pr = acts[sample], props.iloc[sample].reset_index(drop=True)
-    table = interpret.best_by_property(interpret.spearman_matrix(a[select], pr[select].reset_index(drop=True)),
-                                       interpret.spearman_matrix(a[~select], pr[~select].reset_index(drop=True)))
-    return table.set_index("property")["rho"].abs()
+    return interpret.held_out_best_abs_rho(acts[sample], props.iloc[sample].reset_index(drop=True), select)
 
 
 def main() -> None:

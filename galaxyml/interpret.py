@@ -117,6 +117,14 @@ def best_by_property(rho_select: pd.DataFrame, rho_score: pd.DataFrame) -> pd.Da
                          "rho_select": rho_select.to_numpy()[best, cols], "rho": rho_score.to_numpy()[best, cols]})
 
 
+def held_out_best_abs_rho(acts: np.ndarray, props: pd.DataFrame, select: np.ndarray) -> pd.Series:
+    """Per property, the |rho| on the rows not in ``select`` of the feature with the largest |rho| on the
+    ``select`` rows (see :func:`best_by_property`)."""
+    table = best_by_property(spearman_matrix(acts[select], props[select].reset_index(drop=True)),
+                             spearman_matrix(acts[~select], props[~select].reset_index(drop=True)))
+    return table.set_index("property")["rho"].abs()
+
+
 def labels_from_correlations(rho: pd.DataFrame, n_terms: int = 2, min_abs_rho: float = 0.3,
                              names: dict[str, str] | None = None) -> list[str]:
     """An automatic label per feature from its most correlated properties ("high g_r, low z"), each

@@ -71,6 +71,14 @@ if all(sets[m].rho is not None and len(sets[m].rho.columns) for m in models):
     share = {m: float((best_rho[m] > best_rho["pca"]).mean()) for m in models if m != "pca" and "pca" in models}
     if share:
         st.caption(" · ".join(f"{NAMES[m]} beats PCA on {v:.0%} of properties" for m, v in share.items()))
+        by_seed = atlas.metrics("features").get("sae", {}).get("beats_pca_by_seed")
+        if by_seed and "sae" in share:
+            base = int(atlas.manifest["stages"]["sae"]["config"].get("seed", 0))
+            st.caption(f"One SAE is one draw: trained with {len(by_seed)} seeds on the same embeddings, the TopK SAE "
+                       f"beats PCA on {np.mean(by_seed):.0%} ± {np.std(by_seed, ddof=1):.0%} of properties (mean ± "
+                       f"standard deviation; {', '.join(f'{v:.0%}' for v in by_seed)} for seeds "
+                       f"{', '.join(str(base + i) for i in range(len(by_seed)))}; the atlas shows seed {base}). A difference "
+                       "smaller than this spread is not a result.")
         with st.expander("Where PCA wins"):
             margin = pd.DataFrame({f"{NAMES[m]} − PCA": best_rho[m] - best_rho["pca"] for m in share})
             lost = margin[(margin <= 0).any(axis=1)].sort_values(margin.columns[0])

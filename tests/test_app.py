@@ -262,6 +262,10 @@ def test_compare_page_shows_all_models_side_by_side(home_env):
     assert at.main.selectbox[0].value == "log_mstar"
     assert len(at.get("image")) == 4  # one gallery per model, and one galaxy seen through every model
     atlas = Atlas.open(home_env / "quick")
+    # "beats PCA" comes with its spread over the seeds of the replicate SAEs (the atlas's SAE first)
+    features = atlas.metrics("features")["sae"]
+    assert len(features["beats_pca_by_seed"]) == 3 and features["beats_pca_by_seed"][0] == features["beats_pca_fraction"]
+    assert any(c.value.startswith("One SAE is one draw: trained with 3 seeds") for c in at.caption)
     sae, ids = atlas.feature_set("sae"), atlas.catalog()["galaxy_id"].to_numpy()
     g = int(sae.top(sae.best_feature_for("log_mstar"))[0][0])  # the top galaxy of TopK's feature above
     assert query_param(at, "galaxy") == ids[g]

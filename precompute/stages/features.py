@@ -104,7 +104,24 @@ def interpret_model(ctx: StageContext, model: str, folder: Path, survey: Survey,
     return metrics
 
 
-@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=7)
+def replicate_beats_pca(sae_folder: Path, sample: np.ndarray, select: np.ndarray, props: pd.DataFrame,
+                        pca_best: pd.Series) -> list[float]:
+    """For each replicate SAE of the ``sae`` stage (other seeds), the share of properties on which its
+    best feature (chosen on the ``select`` rows of ``sample``, |rho| on the others) beats PCA's."""
+    from precompute.stages.sae import REPLICATE_FILES
+
+    n_latents = json.loads((sae_folder / "config.json").read_text())["n_latents"]
+    shares, i = [], 1
+    while (sae_folder / REPLICATE_FILES[0].format(i=i)).is_file():
+        idx = np.load(sae_folder / REPLICATE_FILES[0].format(i=i), mmap_mode="r", allow_pickle=False)
+        val = np.load(sae_folder / REPLICATE_FILES[1].format(i=i), mmap_mode="r", allow_pickle=False)
+        acts = interpret.dense_activations(np.asarray(idx[sample]), np.asarray(val[sample]), n_latents)
+        shares.append(float((interpret.held_out_best_abs_rho(acts, props, select) > pca_best).mean()))
+        i += 1
+    return shares
+
+
+@register("features", FeaturesConfig, inputs=("survey", *FEATURE_MODELS), version=8)
 def summarise_features(ctx: StageContext) -> dict:
     """Statistics, top galaxies, histograms and interpretability of every feature model."""
     survey = Survey.load(ctx.inputs["survey"])
@@ -133,5 +150,10 @@ def summarise_features(ctx: StageContext) -> dict:
     for model in ("sae", "matryoshka"):
         metrics[model]["beats_pca_fraction"] = float((best[model] > best["pca"]).mean())
     metrics["sae_beats_pca_fraction"] = metrics["sae"]["beats_pca_fraction"]
+    seeds = replicate_beats_pca(ctx.inputs["sae"], sample, select, props, best["pca"])
+    if seeds:  # the atlas's SAE and its replicates: how much "beats PCA" moves with the seed
+        shares = [metrics["sae"]["beats_pca_fraction"], *seeds]
+        metrics["sae"]["beats_pca_by_seed"] = shares
+        metrics["sae"]["beats_pca_seed_std"] = float(np.std(shares, ddof=1))
     metrics["scored_on"] = {"split": "held_out", "n_select": int(select.sum()), "n_score": int((~select).sum())}
     return metrics

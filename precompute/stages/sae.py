@@ -8,6 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
@@ -65,12 +66,20 @@ class SAEConfig:
     relative to PCA (0.00132 against 0.00109, ``per_dim`` 0.00177 against 0.00154)."""
     seed: int = 0
     """Seed of initialisation and batch order."""
+    spread_seeds: int = 2
+    """Further SAEs trained with seeds seed+1, seed+2, ... only to measure how much a result moves with
+    the seed (the ``features`` stage reports the spread of "beats PCA" over all of them); their codes are
+    stored beside the atlas's, which browses the SAE of ``seed``. One SAE is one draw: on the demo the
+    share of properties on which it beats PCA moves by several hundredths between seeds
+    (``python bench/features.py --run demo --seeds 5``)."""
     device: str = "auto"
     """Where to train and encode: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``. On a GPU
     the gradient scatters use atomic adds, so the same seed gives a close but not identical SAE."""
 
     def __post_init__(self) -> None:
         check_device(self.device, "sae.device")
+        if self.spread_seeds < 0:
+            raise ValueError("sae.spread_seeds must be >= 0")
         if self.input_norm not in ("global", "per_dim"):
             raise ValueError(f"sae.input_norm must be 'global' or 'per_dim', got {self.input_norm!r}")
         if self.expansion < 1 or self.k < 1 or self.epochs < 0 or self.batch_size < 1:
@@ -237,7 +246,7 @@ def prepare(x: np.ndarray, cfg, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return sample, input_scale(sample, cfg.input_norm), rng
 
 
-@register("sae", SAEConfig, inputs=("survey", "embeddings"), version=6)
+@register("sae", SAEConfig, inputs=("survey", "embeddings"), version=7)
 def train_sae(ctx: StageContext) -> dict:
     """Train the TopK SAE on the embeddings; store weights and sparse codes of every galaxy."""
     cfg: SAEConfig = with_epochs(ctx)
@@ -255,4 +264,23 @@ def train_sae(ctx: StageContext) -> dict:
     sae = TopKSAE(d, n_latents, cfg.k)
     start_at_mean(sae, sample, scale)
     history, seconds = fit_sparse_coder(sae, x, scale, cfg, rng, ctx, rows)
-    return write_codes(sae, x, scale, cfg, history, seconds, ctx.out, rows)
+    metrics = write_codes(sae, x, scale, cfg, history, seconds, ctx.out, rows)
+    mask = np.zeros(len(x), bool)
+    mask[rows] = True
+    for i in range(1, cfg.spread_seeds + 1):  # replicates: the same SAE with other seeds, for the seed spread
+        rep_cfg = dataclasses.replace(cfg, seed=cfg.seed + i)
+        _, _, rep_rng = prepare(x, rep_cfg, rows)
+        rep = TopKSAE(d, n_latents, cfg.k)
+        start_at_mean(rep, sample, scale)
+        rep_ctx = SimpleNamespace(name=ctx.name, progress=lambda step, total, message, _i=i: ctx.progress(
+            step, total, f"seed spread, SAE {_i + 1} of {cfg.spread_seeds + 1}: {message}"))
+        fit_sparse_coder(rep, x, scale, rep_cfg, rep_rng, rep_ctx, rows)
+        idx, val, _ = encode_all(rep.eval(), x, scale, mask)
+        np.save(ctx.out / REPLICATE_FILES[0].format(i=i), idx, allow_pickle=False)
+        np.save(ctx.out / REPLICATE_FILES[1].format(i=i), val, allow_pickle=False)
+    metrics["spread_seeds"] = cfg.spread_seeds
+    return metrics
+
+
+REPLICATE_FILES = ("replicate_{i}_indices.npy", "replicate_{i}_values.npy")
+"""Codes of the ``spread_seeds`` replicate SAEs (seed + i), in the layout of the atlas's codes."""
