@@ -92,7 +92,8 @@ def neighbours_of_image(upload) -> None:
         flux = read_upload(upload.getvalue(), upload.name, tuple(survey.bands), size, stretch["stretch"], stretch["q"],
                            loaders.sky_noise(atlas))
         embedding = embed_image(atlas, flux)
-        query = code_of(atlas, embedding) if space == "codes" else embedding
+        code = code_of(atlas, embedding) if space == "codes" or fs is not None else None
+        query = code if space == "codes" else embedding
     except (UploadError, QueryImageError) as e:
         st.error(str(e))
         return
@@ -101,12 +102,12 @@ def neighbours_of_image(upload) -> None:
         return
     sims, nn = loaders.similarity_index(atlas, space).search(query, k)
     keep = nn[0] >= 0
-    fired = set(np.flatnonzero(code_of(atlas, embedding))) if fs is not None else set()
+    fired = set(np.flatnonzero(code)) if fs is not None else set()
     left, right = st.columns([1, 5])
     left.image(fluxes_to_rgb(flux[None], tuple(survey.bands), stretch["stretch"], stretch["q"])[0],
                caption=f"{upload.name}, as the network sees it ({size}×{size} px)", width=128)
     if fired:
-        left.markdown("SAE features: " + feature_links(sorted(fired)[:6]))
+        left.markdown("SAE features: " + feature_links(np.argsort(-code)[: min(6, len(fired))]))  # strongest first
     with right:
         show_results(nn[0][keep], sims[0][keep], fired, "cosine similarity")
 
