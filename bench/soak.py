@@ -5,7 +5,7 @@ Chromium (Playwright), watching the server's memory and the pages' error element
     python bench/soak.py --home /tmp/h --run quick --views 60
 
 Each view opens a URL (a page, with deep-link parameters drawn at random: models, features, galaxies,
-properties, targets, searches by galaxy, position and examples, and some unknown values), waits until the app has finished running and drawn its
+properties, targets, searches by galaxy, position and examples, map selections, and some unknown values), waits until the app has finished running and drawn its
 figures, and counts exception and error elements. The server's resident memory (RSS, from /proc) is
 read after every view; the figure is its growth from view 20 (caches warm) to the end.
 """
@@ -52,10 +52,16 @@ def urls(atlas: Atlas, n: int, rng: np.random.Generator) -> list[str]:
     props = list(atlas.feature_set(models[0]).rho.columns) if atlas.feature_set(models[0]).rho is not None else []
 
     spaces = atlas.search_spaces()
+    maps = atlas.map_spaces()
+    numeric = [c for c in ("z", "log_mstar", "oh_12", "g_r") if c in atlas.catalog()]
 
     def one() -> str:
-        kind = rng.integers(8)
+        kind = rng.integers(9)
         g = str(rng.choice(ids))
+        if kind == 8 and maps:
+            colour = str(rng.choice(numeric)) if numeric and rng.random() > 0.3 else "sae:3"
+            picked = ",".join(rng.choice(ids, int(rng.integers(1, 40)), replace=False))
+            return f"/explore?run={run}&space={rng.choice(maps)}&colour={colour}&ids={picked}"
         if kind == 6 and spaces:
             return f"/search?run={run}&space={rng.choice(spaces)}&galaxy={g if rng.random() > 0.1 else 'nosuch'}"
         if kind == 7 and spaces:
