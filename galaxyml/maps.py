@@ -124,7 +124,7 @@ def fit_map(x: np.ndarray, train: np.ndarray, val: np.ndarray, test: np.ndarray,
     progress(len(sizes) + 1, steps, "scoring the map on test galaxies")
     info = {"pca_dims": dims, "candidates": {k_: round(v, 4) for k_, v in scores.items()},
             "chosen_on": "validation", "n_fit": int(len(fit_rows)), "n_neighbors": n_neighbors, "min_dist": min_dist,
-            "n_epochs": n_epochs,             "k": k}
+            "n_epochs": n_epochs, "k": k}
     test_q = np.sort(rng.choice(test, min(len(test), queries), replace=False)) if len(test) else test
     if len(test_q):
         rows = np.concatenate([fit_rows, test_q])

@@ -18,6 +18,7 @@ from galaxyml.data.survey import Survey, vote_label
 from galaxyml.features import (CODE_INDICES_FILE, CODE_VALUES_FILE, STATS_FILE, decoder_directions, summarise_codes,
                                write_summary)
 from precompute.stage import StageContext, register
+from precompute.stages.sae import REPLICATE_FILES
 
 FEATURE_MODELS = EMBEDDING_FEATURE_MODELS
 """Stages whose sparse codes are summarised here."""
@@ -108,8 +109,6 @@ def replicate_beats_pca(sae_folder: Path, sample: np.ndarray, select: np.ndarray
                         pca_best: pd.Series) -> list[float]:
     """For each replicate SAE of the ``sae`` stage (other seeds), the share of properties on which its
     best feature (chosen on the ``select`` rows of ``sample``, |rho| on the others) beats PCA's."""
-    from precompute.stages.sae import REPLICATE_FILES
-
     n_latents = json.loads((sae_folder / "config.json").read_text())["n_latents"]
     shares, i = [], 1
     while (sae_folder / REPLICATE_FILES[0].format(i=i)).is_file():

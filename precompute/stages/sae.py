@@ -27,6 +27,10 @@ from precompute.stages.embeddings import embeddings_source
 HISTORY_FILE = "history.json"
 
 
+REPLICATE_FILES = ("replicate_{i}_indices.npy", "replicate_{i}_values.npy")
+"""Codes of the ``spread_seeds`` replicate SAEs (seed + i), in the layout of the atlas's codes."""
+
+
 @dataclass(frozen=True)
 class SAEConfig:
     """TopK SAE size and training schedule (Gao et al. 2024 defaults, scaled to the demo)."""
@@ -280,7 +284,3 @@ def train_sae(ctx: StageContext) -> dict:
         np.save(ctx.out / REPLICATE_FILES[1].format(i=i), val, allow_pickle=False)
     metrics["spread_seeds"] = cfg.spread_seeds
     return metrics
-
-
-REPLICATE_FILES = ("replicate_{i}_indices.npy", "replicate_{i}_values.npy")
-"""Codes of the ``spread_seeds`` replicate SAEs (seed + i), in the layout of the atlas's codes."""
