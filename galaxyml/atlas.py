@@ -367,6 +367,28 @@ class Atlas:
         """(N, 2) float32 UMAP coordinates of every galaxy in one space (see :mod:`galaxyml.maps`)."""
         return self.load_npy("umap", f"map_{space}.npy", mmap=False)
 
+    def forge_flows(self) -> list[str]:
+        """The flows the ``forge`` stage trained (see :mod:`precompute.stages.forge`)."""
+        return list(self.metrics("forge").get("flows", {})) if self.ready("forge") else []
+
+    def forge_flow(self, kind: str):
+        """A trained conditional flow of the ``forge`` stage as :class:`galaxyml.forge.conditional.ConditionalForge`."""
+        from galaxyml.forge.conditional import ConditionalForge
+
+        if kind not in self.forge_flows():
+            raise AtlasError(f"atlas '{self.name}' has no '{kind}' flow (it has: {', '.join(self.forge_flows()) or 'none'})")
+        return ConditionalForge.load(self.stage_dir("forge") / f"flow_{kind}")
+
+    def forge_galaxies(self) -> dict[str, Any]:
+        """Rows of the galaxies the flows were trained, validated and tested on, and the test galaxies' contexts."""
+        return self.load_json("forge", "galaxies.json")
+
+    def autoencoder(self):
+        """(model, normalisation, info) of the ``autoencoder`` stage."""
+        from galaxyml.models.autoencoder import load_autoencoder
+
+        return load_autoencoder(self.stage_dir("autoencoder"))
+
     def similarity_index(self, space: str = "embeddings"):
         """The FAISS index over the embeddings or the sparse codes (see :mod:`galaxyml.index`)."""
         from galaxyml.index import load_index

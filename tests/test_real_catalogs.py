@@ -15,7 +15,8 @@ from precompute.cli import main
 from tests.test_folder_pipeline import BASE_ID, write_cutouts
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = (None, "pages/atlas.py", "pages/compare.py", "pages/predictions.py", "pages/explore.py", "pages/search.py")
+PAGES = (None, "pages/atlas.py", "pages/compare.py", "pages/predictions.py", "pages/explore.py", "pages/search.py",
+         "pages/forge.py")
 
 
 def build(tmp_path: Path, catalog: pd.DataFrame, run: str, *extra: str) -> Path:

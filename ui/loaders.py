@@ -183,3 +183,22 @@ def _sky_noise(path: str, key: str) -> np.ndarray:
 def sky_noise(atlas: Atlas) -> np.ndarray:
     """Per-band sky noise of the survey (cutout borders of up to 256 training galaxies)."""
     return _sky_noise(str(atlas.path), _stamp(atlas, "survey"))
+
+
+def forge_flow(atlas: Atlas, kind: str):
+    """A conditional flow of the ``forge`` stage (shared, inference only)."""
+    return _cached(atlas, "forge_flow", ("forge",), kind)
+
+
+def forge_galaxies(atlas: Atlas) -> dict:
+    return _cached(atlas, "forge_galaxies", ("forge",))
+
+
+def autoencoder(atlas: Atlas):
+    """(model, normalisation, info) of the ``autoencoder`` stage."""
+    return _cached(atlas, "autoencoder", ("autoencoder",))
+
+
+def ae_latent(atlas: Atlas) -> np.ndarray:
+    """(N, 16) autoencoder latents of every galaxy."""
+    return _cached(atlas, "load_npy", ("autoencoder",), "autoencoder", "latent.npy")

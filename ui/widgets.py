@@ -47,7 +47,12 @@ def waiting_for(stages: str | tuple[str, ...], selection) -> None:
     stages = (stages,) if isinstance(stages, str) else tuple(stages)
     stage = stages[0] + "** stage" + (f" (or **{'**, **'.join(stages[1:])}**)" if len(stages) > 1 else "")
     status = selection.status
-    if status.state == "running":
+    atlas = selection.atlas
+    reasons = [atlas.manifest["stages"].get(s, {}).get("not_applicable") for s in stages] if atlas else []
+    if reasons and all(reasons):
+        st.info(f"Atlas '{selection.run}' has no **{stage}: it does not apply to this survey ({reasons[0]}).",
+                icon=":material/info:")
+    elif status.state == "running":
         st.info(f"This view needs the **{stage}, which the running build has not finished yet. "
                 f"It appears here as soon as it is done.", icon=":material/hourglass_top:")
         st.progress(status.fraction, text=f"{status.stage}: {status.message}")

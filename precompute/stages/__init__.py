@@ -2,4 +2,5 @@
 
 from precompute.stages import (  # noqa: F401
     survey, thumbnails, encoder, zoobot, embeddings, sae, matryoshka, pca, features, index, maps, sfnet, probes, clusters,
+    autoencoder, forge,
 )

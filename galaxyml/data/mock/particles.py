@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from astropy.cosmology import Planck18
+from scipy import stats
 
 PARTICLE_COLUMNS = ("x", "y", "z", "vx", "vy", "vz", "Z", "feh", "ofe", "age")
 PARTICLE_UNITS = ("kpc", "kpc", "kpc", "km/s", "km/s", "km/s", "mass fraction", "dex", "dex", "Gyr")
@@ -42,6 +43,13 @@ def flat_velocity_kms(log_mstar: float) -> float:
 def rotation_curve_kms(radius_kpc: np.ndarray, h_kpc: float, v_flat: float) -> np.ndarray:
     """Circular velocity of the disk, v(R) = v_flat tanh(R / (0.7 h_R))."""
     return v_flat * np.tanh(radius_kpc / (0.7 * h_kpc))
+
+
+def _truncated(dist, lo: float, hi: float, rng: np.random.Generator, n: int | None = None) -> np.ndarray:
+    """Draws of the frozen scipy distribution ``dist`` restricted to [lo, hi], by inverting its CDF."""
+    a, b = dist.cdf(lo), dist.cdf(hi)
+    u = rng.uniform(a, b, n if n is not None else np.shape(a))
+    return np.clip(dist.ppf(u), lo, hi)
 
 
 def galaxy_particles(row: Mapping, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -78,8 +86,10 @@ def galaxy_particles(row: Mapping, n: int, rng: np.random.Generator) -> np.ndarr
     # Ages: inside-out disks, younger when the specific SFR is high; old bulges.
     young = 1.0 / (1.0 + np.exp(-(float(row["log_ssfr"]) + 10.5) / 0.4))
     disk_mean_age = t_universe * (0.75 - 0.45 * young) * np.exp(-0.12 * radius / h)
-    disk_age = np.clip(rng.gamma(4.0, disk_mean_age / 4.0), 0.01, t_universe)
-    bulge_age = np.clip(rng.normal(0.85 * t_universe, 0.08 * t_universe, n_bulge), 0.5, t_universe)
+    # Drawn from distributions truncated at the age of the Universe (inverse CDF), not clipped to it:
+    # clipping would pile a quarter of the disk onto one age, a spike no simulated galaxy has.
+    disk_age = _truncated(stats.gamma(4.0, scale=disk_mean_age / 4.0), 0.01, t_universe, rng)
+    bulge_age = _truncated(stats.norm(0.85 * t_universe, 0.08 * t_universe), 0.5, t_universe, rng, n_bulge)
     age = np.concatenate([disk_age, bulge_age])
     r_all = np.concatenate([radius, r_b])
 

@@ -1,0 +1,1 @@
+"""GalacticForge: star particles in, flows fitted on them, and their scores (``python -m galaxyml.forge``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from galaxyml.forge.cli import main
+
+sys.exit(main())

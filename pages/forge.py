@@ -1,0 +1,191 @@
+"""Forge page: sample star particles of a galaxy from a conditional flow (GalacticForge) and compare
+them with the galaxy's true stars: pairs, profiles, a rendered image, the flows' held-out scores.
+
+Deep link: ``/forge?run=demo&flow=nsf&galaxy=<galaxy_id>``.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from galaxyml.data.mock.particles import PARTICLE_COLUMNS
+from galaxyml.forge.conditional import CONDITION_UNITS, CONDITIONS, context_vector, galaxy_conditions
+from galaxyml.forge.evaluate import radial_profiles
+from galaxyml.forge.prep import CleanConfig, clean
+from galaxyml.forge.tables import ParticleSet
+from galaxyml.data.survey import fluxes_to_rgb
+from galaxyml.models.autoencoder import reconstruct, to_flux
+from galaxyml.models.flows import FLOW_NAMES
+from galaxyml.viz.forge import flows_table, pair_figure, profile_figure, render_particles
+from ui import loaders
+from ui.sidebar import page
+from ui.widgets import linked_choice
+
+MAX_STARS = 2_000_000
+AUTO_STARS = 200_000
+atlas = page("Forge", ":material/auto_awesome:", needs="forge")
+metrics = atlas.metrics("forge")
+catalog = loaders.catalog(atlas)
+galaxies = loaders.forge_galaxies(atlas)
+names = tuple(galaxies["context_names"])
+latent = loaders.ae_latent(atlas) if any(n.startswith("latent_") for n in names) else None
+
+
+def flow_scores() -> None:
+    st.markdown("**Flows on held-out galaxies**")
+    st.dataframe(flows_table(metrics), hide_index=True, width="stretch",
+                 column_config={"C2ST AUC": st.column_config.NumberColumn(format="%.3f"),
+                                "NLL [nats/star]": st.column_config.NumberColumn(format="%.2f"),
+                                "W1 [std]": st.column_config.NumberColumn(format="%.3f")})
+    g = metrics["galaxies"]
+    st.caption(f"Trained on the stars of {g['train']} training galaxies, checkpoints and the best flow "
+               f"(**{FLOW_NAMES[metrics['best_flow']]}**) chosen on {g['val']} validation galaxies, every number "
+               f"on {g['test']} test galaxies the flows never saw (C2ST: a gradient-boosted classifier telling "
+               "true from sampled stars, 0.5 = indistinguishable). The Gaussian is fitted to each test galaxy's "
+               "own stars; the last row compares true stars with other true stars: the best any model can score.")
+
+
+def choose_galaxy() -> int:
+    ids = catalog["galaxy_id"].astype(str).to_numpy()
+    test_rows = galaxies["test"]
+    options = [ids[r] for r in test_rows] + [ids[r] for r in np.setdiff1d(atlas.split().test, test_rows)[:200]]
+    gid = linked_choice("galaxy", options, options[0], "a test galaxy of this atlas")
+    gid = st.selectbox("Galaxy (test galaxies; the first ones are those the flows were scored on)", options,
+                       index=options.index(gid))
+    st.query_params["galaxy"] = gid
+    return int(np.nonzero(ids == gid)[0][0])
+
+
+def conditions_of(row: int) -> tuple[np.ndarray, ParticleSet]:
+    """The galaxy's true stars (cleaned as for training) and its raw context."""
+    true = atlas.survey().particles(row, 20_000)
+    stars, _ = clean(ParticleSet(true, PARTICLE_COLUMNS), CleanConfig(min_particles=50))
+    cond = galaxy_conditions(stars.data, float(catalog.iloc[row]["log_mstar"]))
+    extras = {n: float(catalog.iloc[row][n]) for n in names if n not in CONDITIONS and not n.startswith("latent_")}
+    return context_vector(cond, extras, None if latent is None else latent[row], names), stars
+
+
+def edit_conditions(raw: np.ndarray, forge) -> np.ndarray:
+    """Sliders over GalacticFlow's conditions (the image latent stays the galaxy's own)."""
+    raw = raw.copy()
+    with st.expander("Move the conditions"):
+        cols = st.columns(len(CONDITIONS))
+        for k, name in enumerate(CONDITIONS):
+            i = names.index(name)
+            lo, hi = forge.context.low_[i], forge.context.high_[i]
+            pad = 0.25 * (hi - lo)
+            raw[i] = cols[k].slider(f"{name} [{CONDITION_UNITS[name]}]", float(lo - pad), float(hi + pad),
+                                    float(raw[i]), key=f"cond_{name}")
+    outside = forge.context.outside(raw)
+    if outside:
+        st.warning(f"{', '.join(outside)} outside the range of the training galaxies: the flow extrapolates.",
+                   icon=":material/warning:")
+    return raw
+
+
+def how_many() -> int:
+    n = int(st.number_input("Stars to sample", min_value=1, value=20_000, step=10_000))
+    if n > MAX_STARS:
+        st.warning(f"{n:,} stars is more than this page draws at once; sampling {MAX_STARS:,}.")
+        n = MAX_STARS
+    return n
+
+
+def draw(forge, kind: str, raw: np.ndarray, n: int, seed: int) -> np.ndarray | None:
+    """The sampled stars (kept while the choice is unchanged); above AUTO_STARS only on request."""
+    key = (kind, tuple(np.round(raw, 6)), n, seed)
+    if st.session_state.get("forge_key") != key:
+        if n > AUTO_STARS and not st.button(f"Sample {n:,} stars", type="primary"):
+            st.info(f"{n:,} stars take a while to draw (progress is shown); press the button to start.")
+            return None
+        bar = st.progress(0.0, text="sampling")
+        stars = forge.sample(raw, n, seed=seed, progress=lambda d, t, m: bar.progress(d / t, text=f"sampling {m}"))
+        bar.empty()
+        st.session_state["forge_key"], st.session_state["forge_stars"] = key, stars
+    return st.session_state["forge_stars"]
+
+
+def image_tab(sampled: np.ndarray, true: np.ndarray, row: int) -> None:
+    c = st.columns(3)
+    incl = c[0].slider("Inclination [deg]", 0, 90, int(np.degrees(np.arccos(catalog.iloc[row].get("cos_incl", 1.0)))))
+    pa = c[1].slider("Position angle [deg]", 0, 180, int(catalog.iloc[row].get("pa_deg", 0.0)) % 180)
+    colour = c[2].segmented_control("Colour by", ["age", "Z"], default="age") or "age"
+    half = float(np.percentile(np.hypot(true[:, 0], true[:, 1]), 95))
+    vals = true[:, PARTICLE_COLUMNS.index(colour)]
+    vals = np.log10(vals) if colour == "Z" else vals
+    rng = tuple(np.percentile(vals, [2, 98]))
+    kw = dict(cos_incl=float(np.cos(np.radians(incl))), pa_deg=float(pa), colour=colour, half_size_kpc=half,
+              colour_range=rng)
+    cols = st.columns(3)
+    cols[0].image(render_particles(sampled, PARTICLE_COLUMNS, **kw), caption="sampled stars", width="stretch")
+    cols[1].image(render_particles(true, PARTICLE_COLUMNS, **kw), caption="true stars", width="stretch")
+    cols[2].image(loaders.thumbnails(atlas)[row], caption="survey image", width="stretch")
+    st.caption(f"Projected stellar surface density (brightness, log) coloured by mean "
+               f"{'age [Gyr]' if colour == 'age' else 'log10 Z'} ({rng[0]:.2f} to {rng[1]:.2f}, viridis), "
+               f"±{half:.1f} kpc; the survey image's orientation is the catalog's.")
+
+
+def autoencoder_tab(row: int) -> None:
+    model, norm, info = loaders.autoencoder(atlas)
+    x, rec = reconstruct(model, np.asarray(atlas.survey().images[row:row + 1]), norm)
+    bands = tuple(info.get("bands", ("g", "r", "z")))
+    cols = st.columns(3)
+    cols[0].image(fluxes_to_rgb(to_flux(x, norm), bands)[0], caption="input (resampled)", width="stretch")
+    cols[1].image(fluxes_to_rgb(to_flux(rec, norm), bands)[0], caption="reconstruction", width="stretch")
+    ae = atlas.metrics("autoencoder")
+    cols[2].metric("Test MSE", f"{ae['test_mse']:.3f}", help="Mean squared reconstruction error on test galaxies")
+    cols[2].metric("PCA-16 test MSE", f"{ae['pca_test_mse']:.3f}", help="PCA with as many components")
+    if latent is not None:
+        st.caption("Latent: " + ", ".join(f"{v:+.2f}" for v in latent[row]))
+
+
+def export(sampled: np.ndarray, gid: str, kind: str) -> None:
+    frame = pd.DataFrame(sampled, columns=list(PARTICLE_COLUMNS))
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    npy = io.BytesIO()
+    np.save(npy, sampled, allow_pickle=False)
+    c = st.columns(2)
+    c[0].download_button("Sampled stars (parquet)", buf.getvalue(), f"forge_{gid}_{kind}.parquet")
+    c[1].download_button("Sampled stars (npy)", npy.getvalue(), f"forge_{gid}_{kind}.npy")
+
+
+flow_scores()
+left, right = st.columns([2, 1])
+with left:
+    row = choose_galaxy()
+with right:
+    kinds = list(metrics["flows"])
+    kind = linked_choice("flow", kinds, metrics["best_flow"], "a flow of this atlas")
+    kind = st.segmented_control("Flow", kinds, default=kind, format_func=lambda k: FLOW_NAMES[k]) or kind
+    st.query_params["flow"] = kind
+gid = str(catalog.iloc[row]["galaxy_id"])
+forge = loaders.forge_flow(atlas, kind)
+raw, true = conditions_of(row)
+raw = edit_conditions(raw, forge)
+c = st.columns(2)
+with c[0]:
+    n = how_many()
+seed = int(c[1].number_input("Seed", min_value=0, value=0))
+sampled = draw(forge, kind, raw, n, seed)
+if sampled is None:
+    st.stop()
+st.caption(f"{len(sampled):,} stars sampled from {FLOW_NAMES[kind]} for galaxy {gid}; true stars: {len(true):,} "
+           "(generated by the mock universe, cleaned as for training).")
+tabs = st.tabs(["Pairs", "Profiles", "Image", "Autoencoder", "Export"])
+with tabs[0]:
+    st.plotly_chart(pair_figure(true.data, sampled, PARTICLE_COLUMNS), width="stretch")
+with tabs[1]:
+    edges = np.linspace(0, float(np.percentile(np.hypot(true.data[:, 0], true.data[:, 1]), 95)), 13)
+    st.plotly_chart(profile_figure(radial_profiles(true.data, PARTICLE_COLUMNS, edges),
+                                   radial_profiles(sampled, PARTICLE_COLUMNS, edges)), width="stretch")
+with tabs[2]:
+    image_tab(sampled, true.data, row)
+with tabs[3]:
+    autoencoder_tab(row)
+with tabs[4]:
+    export(sampled, gid, kind)
