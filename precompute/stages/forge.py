@@ -174,7 +174,7 @@ def train_forge(ctx: StageContext) -> dict:
             "best_step": result.best_step, "steps": steps, "train_seconds": round(result.seconds, 1),
             "seconds_per_epoch": round(result.seconds / max(epochs, 1e-9), 2), "stars_per_second": round(speed)}
         save_flow(ctx.out / FLOW_FILE.format(kind=kind), flow, spec,
-                  {"standardiser": std.to_dict(), "context": scaler.to_dict(), "metrics": flows[kind]})
+                  {"standardiser": std.to_dict(), "context": scaler.to_dict()})  # no timings: files are reproducible
     best = min(flows, key=lambda f: flows[f]["val_nll"])
     (ctx.out / GALAXIES_FILE).write_text(json.dumps(
         {part: r.tolist() for part, r in rows.items()} | {"test_context": [c.tolist() for c in test_ctx],
