@@ -1,7 +1,10 @@
 """Forge page: sample star particles of a galaxy from a conditional flow (GalacticForge) and compare
 them with the galaxy's true stars: pairs, profiles, a rendered image, the flows' held-out scores.
 
-Deep link: ``/forge?run=demo&flow=nsf&galaxy=<galaxy_id>``.
+A galaxy can also start from an uploaded image: the autoencoder encodes it to the 16-d latent, the
+conditions are set with sliders, and the flow samples stars for it (there are no true stars to compare).
+
+Deep links: ``/forge?run=demo&flow=nsf&galaxy=<galaxy_id>``, ``/forge?run=demo&source=image``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from galaxyml.forge.evaluate import radial_profiles
 from galaxyml.forge.prep import CleanConfig, clean
 from galaxyml.forge.tables import ParticleSet
 from galaxyml.data.survey import fluxes_to_rgb
-from galaxyml.models.autoencoder import reconstruct, to_flux
+from galaxyml.data.upload import FITS_SUFFIXES, IMAGE_SUFFIXES, UploadError, read_upload
+from galaxyml.models.autoencoder import encode, reconstruct, to_flux
 from galaxyml.models.flows import FLOW_NAMES
 from galaxyml.viz.forge import flows_table, pair_figure, profile_figure, render_particles
 from ui import loaders
@@ -27,6 +31,7 @@ from ui.widgets import linked_choice
 
 MAX_STARS = 2_000_000
 AUTO_STARS = 200_000
+SOURCES = {"galaxy": "a galaxy of the survey", "image": "an uploaded image"}
 atlas = page("Forge", ":material/auto_awesome:", needs="forge")
 metrics = atlas.metrics("forge")
 catalog = loaders.catalog(atlas)
@@ -69,16 +74,18 @@ def conditions_of(row: int) -> tuple[np.ndarray, ParticleSet]:
     return context_vector(cond, extras, None if latent is None else latent[row], names), stars
 
 
-def edit_conditions(raw: np.ndarray, forge) -> np.ndarray:
-    """Sliders over GalacticFlow's conditions (the image latent stays the galaxy's own)."""
+def edit_conditions(raw: np.ndarray, forge, expanded: bool = False) -> np.ndarray:
+    """Sliders over GalacticFlow's conditions and the catalog extras (the image latent stays the image's own)."""
     raw = raw.copy()
-    with st.expander("Move the conditions"):
-        cols = st.columns(len(CONDITIONS))
-        for k, name in enumerate(CONDITIONS):
+    editable = [n for n in names if not n.startswith("latent_")]
+    with st.expander("Move the conditions", expanded=expanded):
+        cols = st.columns(len(editable))
+        for k, name in enumerate(editable):
             i = names.index(name)
             lo, hi = forge.context.low_[i], forge.context.high_[i]
             pad = 0.25 * (hi - lo)
-            raw[i] = cols[k].slider(f"{name} [{CONDITION_UNITS[name]}]", float(lo - pad), float(hi + pad),
+            unit = CONDITION_UNITS.get(name, "")
+            raw[i] = cols[k].slider(f"{name} [{unit}]" if unit else name, float(lo - pad), float(hi + pad),
                                     float(raw[i]), key=f"cond_{name}")
     outside = forge.context.outside(raw)
     if outside:
@@ -109,29 +116,63 @@ def draw(forge, kind: str, raw: np.ndarray, n: int, seed: int) -> np.ndarray | N
     return st.session_state["forge_stars"]
 
 
-def image_tab(sampled: np.ndarray, true: np.ndarray, row: int) -> None:
+def image_tab(sampled: np.ndarray, true: np.ndarray | None, row: int | None, picture: np.ndarray) -> None:
+    """The sampled (and true) stars rendered as images beside the survey or uploaded picture."""
     c = st.columns(3)
-    incl = c[0].slider("Inclination [deg]", 0, 90, int(np.degrees(np.arccos(catalog.iloc[row].get("cos_incl", 1.0)))))
-    pa = c[1].slider("Position angle [deg]", 0, 180, int(catalog.iloc[row].get("pa_deg", 0.0)) % 180)
+    info = catalog.iloc[row] if row is not None else {}
+    incl = c[0].slider("Inclination [deg]", 0, 90, int(np.degrees(np.arccos(info.get("cos_incl", 1.0)))))
+    pa = c[1].slider("Position angle [deg]", 0, 180, int(info.get("pa_deg", 0.0)) % 180)
     colour = c[2].segmented_control("Colour by", ["age", "Z"], default="age") or "age"
-    half = float(np.percentile(np.hypot(true[:, 0], true[:, 1]), 95))
-    vals = true[:, PARTICLE_COLUMNS.index(colour)]
+    ref = sampled if true is None else true
+    half = float(np.percentile(np.hypot(ref[:, 0], ref[:, 1]), 95))
+    vals = ref[:, PARTICLE_COLUMNS.index(colour)]
     vals = np.log10(vals) if colour == "Z" else vals
     rng = tuple(np.percentile(vals, [2, 98]))
     kw = dict(cos_incl=float(np.cos(np.radians(incl))), pa_deg=float(pa), colour=colour, half_size_kpc=half,
               colour_range=rng)
     cols = st.columns(3)
     cols[0].image(render_particles(sampled, PARTICLE_COLUMNS, **kw), caption="sampled stars", width="stretch")
-    cols[1].image(render_particles(true, PARTICLE_COLUMNS, **kw), caption="true stars", width="stretch")
-    cols[2].image(loaders.thumbnails(atlas)[row], caption="survey image", width="stretch")
+    if true is not None:
+        cols[1].image(render_particles(true, PARTICLE_COLUMNS, **kw), caption="true stars", width="stretch")
+    cols[2].image(picture, caption="survey image" if row is not None else "uploaded image", width="stretch")
     st.caption(f"Projected stellar surface density (brightness, log) coloured by mean "
                f"{'age [Gyr]' if colour == 'age' else 'log10 Z'} ({rng[0]:.2f} to {rng[1]:.2f}, viridis), "
-               f"±{half:.1f} kpc; the survey image's orientation is the catalog's.")
+               f"±{half:.1f} kpc" + ("; the survey image's orientation is the catalog's." if row is not None else "."))
 
 
-def autoencoder_tab(row: int) -> None:
+def from_upload(forge) -> tuple[np.ndarray, np.ndarray] | None:
+    """(flux image, raw context) of an uploaded cutout: its autoencoder latent, and the training galaxies'
+    mean conditions to start the sliders from; None until a usable file is given."""
+    if latent is None:
+        st.info("The flows of this atlas were trained without the image latent, so an image cannot condition "
+                "them; rebuild the forge stage with `forge.use_latent = true` and the autoencoder stage.")
+        return None
+    upload = st.file_uploader("A galaxy cutout: PNG, JPG or TIFF (display colours), or FITS (fluxes in the survey's "
+                              "bands, bands first)", type=[x.lstrip(".") for x in IMAGE_SUFFIXES + FITS_SUFFIXES
+                                                           if x.count(".") == 1])
+    if upload is None:
+        st.info("Upload a cutout centred on a galaxy: the autoencoder encodes it to its 16-d latent (a forward "
+                "pass, no training), you set the physical conditions, and the flow samples the galaxy's stars.")
+        return None
+    survey = atlas.survey()
+    stretch = atlas.manifest["stages"]["thumbnails"]["config"]
+    try:
+        flux = read_upload(upload.getvalue(), upload.name, tuple(survey.bands), survey.images.shape[-1],
+                           stretch["stretch"], stretch["q"], loaders.sky_noise(atlas))
+    except UploadError as e:
+        st.error(str(e))
+        return None
+    model, norm, _ = loaders.autoencoder(atlas)
+    lat = encode(model, flux[None], norm)[0]
+    mean = dict(zip(forge.context.names, forge.context.mean_))
+    raw = context_vector({n: mean[n] for n in CONDITIONS}, {n: mean[n] for n in names if n not in CONDITIONS
+                                                            and not n.startswith("latent_")}, lat, names)
+    return flux, raw
+
+
+def autoencoder_tab(image: np.ndarray) -> None:
     model, norm, info = loaders.autoencoder(atlas)
-    x, rec = reconstruct(model, np.asarray(atlas.survey().images[row:row + 1]), norm)
+    x, rec = reconstruct(model, np.asarray(image)[None], norm)
     bands = tuple(info.get("bands", ("g", "r", "z")))
     cols = st.columns(3)
     cols[0].image(fluxes_to_rgb(to_flux(x, norm), bands)[0], caption="input (resampled)", width="stretch")
@@ -139,8 +180,8 @@ def autoencoder_tab(row: int) -> None:
     ae = atlas.metrics("autoencoder")
     cols[2].metric("Test MSE", f"{ae['test_mse']:.3f}", help="Mean squared reconstruction error on test galaxies")
     cols[2].metric("PCA-16 test MSE", f"{ae['pca_test_mse']:.3f}", help="PCA with as many components")
-    if latent is not None:
-        st.caption("Latent: " + ", ".join(f"{v:+.2f}" for v in latent[row]))
+    z = encode(model, np.asarray(image)[None], norm)[0]
+    st.caption("Latent: " + ", ".join(f"{v:+.2f}" for v in z))
 
 
 def export(sampled: np.ndarray, gid: str, kind: str) -> None:
@@ -156,17 +197,31 @@ def export(sampled: np.ndarray, gid: str, kind: str) -> None:
 
 flow_scores()
 left, right = st.columns([2, 1])
-with left:
-    row = choose_galaxy()
 with right:
     kinds = list(metrics["flows"])
     kind = linked_choice("flow", kinds, metrics["best_flow"], "a flow of this atlas")
-    kind = st.segmented_control("Flow", kinds, default=kind, format_func=lambda k: FLOW_NAMES[k]) or kind
+    kind = st.selectbox("Flow", kinds, index=kinds.index(kind), format_func=FLOW_NAMES.get)
     st.query_params["flow"] = kind
-gid = str(catalog.iloc[row]["galaxy_id"])
 forge = loaders.forge_flow(atlas, kind)
-raw, true = conditions_of(row)
-raw = edit_conditions(raw, forge)
+with left:
+    source = linked_choice("source", list(SOURCES), "galaxy", "a start for the stars")
+    source = st.segmented_control("Start from", list(SOURCES), default=source, format_func=SOURCES.get) or source
+    st.query_params["source"] = source
+    if source == "galaxy":
+        row = choose_galaxy()
+        gid = str(catalog.iloc[row]["galaxy_id"])
+        raw, true_set = conditions_of(row)
+        true, picture, image = true_set.data, loaders.thumbnails(atlas)[row], atlas.survey().images[row]
+    else:
+        st.query_params.pop("galaxy", None)
+        got = from_upload(forge)
+        if got is None:
+            st.stop()
+        image, raw = got
+        row, gid, true = None, "upload", None
+        look = atlas.manifest["stages"]["thumbnails"]["config"]
+        picture = fluxes_to_rgb(image[None], tuple(atlas.survey().bands), look["stretch"], look["q"])[0]
+raw = edit_conditions(raw, forge, expanded=source == "image")
 c = st.columns(2)
 with c[0]:
     n = how_many()
@@ -174,18 +229,23 @@ seed = int(c[1].number_input("Seed", min_value=0, value=0))
 sampled = draw(forge, kind, raw, n, seed)
 if sampled is None:
     st.stop()
-st.caption(f"{len(sampled):,} stars sampled from {FLOW_NAMES[kind]} for galaxy {gid}; true stars: {len(true):,} "
-           "(generated by the mock universe, cleaned as for training).")
+if true is None:
+    st.caption(f"{len(sampled):,} stars sampled from {FLOW_NAMES[kind]} for the uploaded image's latent and the "
+               "conditions above; an image has no true stars to compare with.")
+else:
+    st.caption(f"{len(sampled):,} stars sampled from {FLOW_NAMES[kind]} for galaxy {gid}; true stars: {len(true):,} "
+               "(generated by the mock universe, cleaned as for training).")
 tabs = st.tabs(["Pairs", "Profiles", "Image", "Autoencoder", "Export"])
 with tabs[0]:
-    st.plotly_chart(pair_figure(true.data, sampled, PARTICLE_COLUMNS), width="stretch")
+    st.plotly_chart(pair_figure(true, sampled, PARTICLE_COLUMNS), width="stretch")
 with tabs[1]:
-    edges = np.linspace(0, float(np.percentile(np.hypot(true.data[:, 0], true.data[:, 1]), 95)), 13)
-    st.plotly_chart(profile_figure(radial_profiles(true.data, PARTICLE_COLUMNS, edges),
+    ref = sampled if true is None else true
+    edges = np.linspace(0, float(np.percentile(np.hypot(ref[:, 0], ref[:, 1]), 95)), 13)
+    st.plotly_chart(profile_figure(None if true is None else radial_profiles(true, PARTICLE_COLUMNS, edges),
                                    radial_profiles(sampled, PARTICLE_COLUMNS, edges)), width="stretch")
 with tabs[2]:
-    image_tab(sampled, true.data, row)
+    image_tab(sampled, true, row, picture)
 with tabs[3]:
-    autoencoder_tab(row)
+    autoencoder_tab(image)
 with tabs[4]:
     export(sampled, gid, kind)

@@ -226,3 +226,26 @@ def test_search_by_an_uploaded_fits_cutout_finds_its_galaxy(server, quick_home, 
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(tmp_path / "search_upload.png"), full_page=True)
     assert "Traceback" not in log_path.read_text()
+
+
+def test_forge_samples_stars_for_an_uploaded_cutout(server, quick_home, tmp_path):
+    sync_api = _require_browser()
+    url, log_path = server
+    import numpy as np
+    from astropy.io import fits
+
+    atlas = Atlas.open(quick_home / "quick")
+    cutout = tmp_path / "cutout.fits"
+    fits.PrimaryHDU(np.asarray(atlas.survey().images[int(atlas.split().test[0])])).writeto(cutout)
+    with _browser_page(sync_api) as page:
+        page.goto(f"{url}/forge?source=image&flow=maf", wait_until="domcontentloaded")
+        chooser = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+        chooser.wait_for(state="attached", timeout=60_000)
+        chooser.set_input_files(str(cutout))
+        page.get_by_text("for the uploaded image's latent").wait_for(timeout=60_000)
+        page.get_by_role("tab", name="Autoencoder").click()
+        page.get_by_text("reconstruction").first.wait_for(timeout=30_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert "source=image" in page.url and "galaxy=" not in page.url
+        page.screenshot(path=str(tmp_path / "forge_upload.png"), full_page=True)
+    assert "Traceback" not in log_path.read_text()

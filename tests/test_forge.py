@@ -140,5 +140,7 @@ def test_forge_page_samples_compares_renders_and_exports(quick_home, monkeypatch
     at.number_input[0].set_value(1000).run()
     at.slider(key="cond_log_mstar").set_value(at.slider(key="cond_log_mstar").max).run()
     assert any("outside the range of the training galaxies" in w.value for w in at.warning)
+    upload = app_page("pages/forge.py", source="image")
+    assert not upload.exception and any("Upload a cutout" in i.value for i in upload.info)
     bad = app_page("pages/forge.py", flow="glow")
     assert any("?flow=glow is not a flow" in w.value for w in bad.warning) and not bad.exception

@@ -40,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--holdout", type=float, default=0.2, help="share of stars held out for scoring")
     f.add_argument("--steps", type=int, default=2000, help="training steps (batches of --batch stars)")
     f.add_argument("--batch", type=int, default=512)
+    f.add_argument("--lr", type=float, default=FitConfig.lr, help="peak learning rate (one-cycle schedule)")
+    f.add_argument("--transforms", type=int, default=FitConfig.transforms, help="flow layers")
+    f.add_argument("--hidden", default=",".join(map(str, FitConfig.hidden)),
+                   help="hidden widths of each layer's network, comma-separated")
     f.add_argument("--r-percentile", type=float, default=95.0,
                    help="GalacticFlow's radius cut: keep stars within this percentile of 3-D radius (100: none)")
     f.add_argument("--seed", type=int, default=0)
@@ -96,7 +100,9 @@ def _write(out: Path, flow, spec, std, metrics: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        cfg = FitConfig(flow=args.flow, holdout=args.holdout, steps=args.steps, batch=args.batch, seed=args.seed)
+        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+        cfg = FitConfig(flow=args.flow, holdout=args.holdout, steps=args.steps, batch=args.batch, lr=args.lr,
+                        transforms=args.transforms, hidden=hidden, seed=args.seed)
         clean_cfg = CleanConfig(r_percentile=args.r_percentile)
         ps = read_table(args)
     except (ParticleError, ValueError) as e:

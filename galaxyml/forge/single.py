@@ -37,6 +37,8 @@ class FitConfig:
             raise ValueError("--holdout must be in [0.05, 0.5] and the validation share in [0.02, 0.5]")
         if self.steps < 1 or self.batch < 8:
             raise ValueError("--steps must be >= 1 and --batch >= 8")
+        if not 0 < self.lr < 1 or self.transforms < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ValueError("--lr must be in (0, 1), --transforms >= 1 and --hidden positive widths")
 
 
 def split_rows(n: int, holdout: float, val_share: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

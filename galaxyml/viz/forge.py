@@ -22,20 +22,23 @@ def _label(col: str) -> str:
     return f"{col} [{unit}]" if unit else col
 
 
-def pair_figure(true: np.ndarray, sampled: np.ndarray, columns: tuple[str, ...], max_points: int = 3000,
+def pair_figure(true: np.ndarray | None, sampled: np.ndarray, columns: tuple[str, ...], max_points: int = 3000,
                 seed: int = 0) -> go.Figure:
-    """Scatter panels of column pairs: true stars and sampled stars (at most ``max_points`` each)."""
+    """Scatter panels of column pairs: true stars (when there are any) and sampled stars (at most
+    ``max_points`` each); the axes span the true stars, or the sampled ones when alone."""
     pairs = [p for p in PAIRS if set(p) <= set(columns)]
     rng = np.random.default_rng(seed)
-    t = true[rng.permutation(len(true))[:max_points]]
     s = sampled[rng.permutation(len(sampled))[:max_points]]
+    t = s if true is None else true[rng.permutation(len(true))[:max_points]]
+    shown = ((s, "sampled", SAMPLED_COLOUR),) if true is None else \
+        ((t, "true (held out)", TRUE_COLOUR), (s, "sampled", SAMPLED_COLOUR))
     cols = 3
     rows = int(np.ceil(len(pairs) / cols))
     fig = make_subplots(rows, cols, horizontal_spacing=0.08, vertical_spacing=0.14)
     for k, (a, b) in enumerate(pairs):
         r, c = k // cols + 1, k % cols + 1
         ia, ib = columns.index(a), columns.index(b)
-        for data, name, colour in ((t, "true (held out)", TRUE_COLOUR), (s, "sampled", SAMPLED_COLOUR)):
+        for data, name, colour in shown:
             fig.add_trace(go.Scattergl(x=data[:, ia], y=data[:, ib], mode="markers", name=name, legendgroup=name,
                                        showlegend=k == 0, marker={"size": 2, "color": colour, "opacity": 0.35}), r, c)
         fig.update_xaxes(title_text=_label(a), range=list(np.percentile(t[:, ia], [0.5, 99.5])), row=r, col=c)
@@ -44,14 +47,17 @@ def pair_figure(true: np.ndarray, sampled: np.ndarray, columns: tuple[str, ...],
     return fig
 
 
-def profile_figure(true: dict[str, np.ndarray], sampled: dict[str, np.ndarray]) -> go.Figure:
-    """Radial profiles (from :func:`galaxyml.forge.evaluate.radial_profiles`), true against sampled."""
+def profile_figure(true: dict[str, np.ndarray] | None, sampled: dict[str, np.ndarray]) -> go.Figure:
+    """Radial profiles (from :func:`galaxyml.forge.evaluate.radial_profiles`), true (when there are true
+    stars) against sampled."""
     panels = [("surface_density", "Σ [share of stars / kpc²]", True), ("v_phi", "rotation v_φ [km/s]", False),
               ("age", "median age [Gyr]", False), ("log_Z", "median log10 Z", False)]
-    panels = [p for p in panels if p[0] in true]
+    panels = [p for p in panels if p[0] in sampled]
+    shown = ((sampled, "sampled", SAMPLED_COLOUR),) if true is None else \
+        ((true, "true (held out)", TRUE_COLOUR), (sampled, "sampled", SAMPLED_COLOUR))
     fig = make_subplots(1, len(panels), horizontal_spacing=0.07)
     for k, (key, label, log) in enumerate(panels):
-        for prof, name, colour in ((true, "true (held out)", TRUE_COLOUR), (sampled, "sampled", SAMPLED_COLOUR)):
+        for prof, name, colour in shown:
             fig.add_trace(go.Scatter(x=prof["r_kpc"], y=prof[key], mode="lines+markers", name=name, legendgroup=name,
                                      showlegend=k == 0, line={"color": colour}), 1, k + 1)
         fig.update_xaxes(title_text="cylindrical radius R [kpc]", row=1, col=k + 1)

@@ -23,7 +23,7 @@ HISTORY_FILE = "history.json"
 class AutoencoderStageConfig(AutoencoderConfig):
     """Autoencoder shape (see :class:`AutoencoderConfig`) and its training schedule."""
 
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 64
     lr: float = 2e-3
     """Peak AdamW learning rate (one-cycle schedule)."""

@@ -29,17 +29,17 @@ class ForgeConfig:
     """Which flows, on how many galaxies and stars, for how long."""
 
     flows: tuple[str, ...] = FLOW_KINDS
-    train_galaxies: int = 256
-    val_galaxies: int = 16
+    train_galaxies: int = 128
+    val_galaxies: int = 8
     """Galaxies whose NLL picks each flow's checkpoint and the best flow."""
-    test_galaxies: int = 4
+    test_galaxies: int = 2
     """Galaxies every figure is scored on (never trained on)."""
     stars_per_galaxy: int = 500
     """Stars generated per training / validation galaxy (before cleaning)."""
-    eval_stars: int = 2000
+    eval_stars: int = 1500
     """True stars per test galaxy the samples are compared with (as many again fit the Gaussian reference)."""
-    steps: int = 400
-    cnf_steps: int = 40
+    steps: int = 150
+    cnf_steps: int = 15
     """The continuous flow's steps (each solves an ODE)."""
     batch: int = 512
     lr: float = 2e-3
