@@ -24,7 +24,7 @@ from galaxyml.data.survey import fluxes_to_rgb
 from galaxyml.data.upload import FITS_SUFFIXES, IMAGE_SUFFIXES, UploadError, read_upload
 from galaxyml.models.autoencoder import encode, reconstruct, to_flux
 from galaxyml.models.flows import FLOW_NAMES
-from galaxyml.viz.forge import flows_table, pair_figure, profile_figure, render_particles
+from galaxyml.viz.forge import PROFILE_COLUMNS, flows_table, pair_figure, profile_figure, render_particles
 from ui import loaders
 from ui.sidebar import page
 from ui.widgets import linked_choice
@@ -45,13 +45,16 @@ def flow_scores() -> None:
     st.dataframe(flows_table(metrics), hide_index=True, width="stretch",
                  column_config={"C2ST AUC": st.column_config.NumberColumn(format="%.3f"),
                                 "NLL [nats/star]": st.column_config.NumberColumn(format="%.2f"),
-                                "W1 [std]": st.column_config.NumberColumn(format="%.3f")})
+                                "W1 [std]": st.column_config.NumberColumn(format="%.3f"),
+                                **{c: st.column_config.NumberColumn(format="%.2f") for c in PROFILE_COLUMNS.values()}})
     g = metrics["galaxies"]
     st.caption(f"Trained on the stars of {g['train']} training galaxies, checkpoints and the best flow "
                f"(**{FLOW_NAMES[metrics['best_flow']]}**) chosen on {g['val']} validation galaxies, every number "
                f"on {g['test']} test galaxies the flows never saw (C2ST: a gradient-boosted classifier telling "
                "true from sampled stars, 0.5 = indistinguishable). The Gaussian is fitted to each test galaxy's "
-               "own stars; the last row compares true stars with other true stars: the best any model can score.")
+               "own stars; the last row compares true stars with other true stars: the best any model can score. "
+               "The profile errors are mean absolute differences from the true radial profiles over 12 bins "
+               "out to the 95th-percentile radius.")
 
 
 def choose_galaxy() -> int:

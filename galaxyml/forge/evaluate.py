@@ -76,3 +76,28 @@ def radial_profiles(particles: np.ndarray, columns: tuple[str, ...], edges_kpc: 
     if "Z" in col:
         out["log_Z"] = per_bin(np.log10(np.maximum(particles[:, col["Z"]], 1e-12)), np.median)
     return out
+
+
+PROFILE_ERRORS = {"surface_density": "dex", "v_phi": "km/s", "age": "Gyr", "log_Z": "dex"}
+"""Each profile's error name and unit (surface density compared in log10)."""
+
+
+def profile_errors(true: np.ndarray, fake: np.ndarray, columns: tuple[str, ...], bins: int = 12) -> dict[str, float]:
+    """Mean absolute difference of the radial profiles of ``fake`` from those of ``true`` (physical units),
+    over ``bins`` radial bins out to the true stars' 95th-percentile cylindrical radius: surface density
+    in dex, rotation v_phi in km/s, median age in Gyr, median log10 Z in dex (bins empty on either side skipped)."""
+    col = {c: i for i, c in enumerate(columns)}
+    edges = np.linspace(0.0, float(np.percentile(np.hypot(true[:, col["x"]], true[:, col["y"]]), 95)), bins + 1)
+    a, b = radial_profiles(true, columns, edges), radial_profiles(fake, columns, edges)
+    out = {}
+    for key in PROFILE_ERRORS:
+        if key not in a:
+            continue
+        u, v = a[key], b[key]
+        if key == "surface_density":
+            ok = (u > 0) & (v > 0)
+            u, v = np.log10(np.where(ok, u, 1.0)), np.log10(np.where(ok, v, 1.0))
+        else:
+            ok = np.isfinite(u) & np.isfinite(v)
+        out[key] = float(np.abs(u - v)[ok].mean()) if ok.any() else float("nan")
+    return out

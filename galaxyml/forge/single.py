@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from galaxyml.forge.evaluate import c2st_auc, gaussian_nll, gaussian_sample, w1_per_dim
+from galaxyml.forge.evaluate import c2st_auc, gaussian_nll, gaussian_sample, profile_errors, w1_per_dim
 from galaxyml.forge.prep import CleanConfig, Standardiser, clean, sample_inside
 from galaxyml.forge.tables import ParticleSet
 from galaxyml.models.flows import FlowSpec, ProgressFn, build_flow, mean_nll, sample, train_flow
@@ -80,6 +80,8 @@ def fit_galaxy(ps: ParticleSet, cfg: FitConfig, clean_cfg: CleanConfig = CleanCo
         "c2st_auc_real": c2st_auc(held, real_ref, seed=cfg.seed),
         "w1": dict(zip(cleaned.columns, w1_per_dim(held, fake).round(5).tolist())),
         "w1_gaussian": dict(zip(cleaned.columns, w1_per_dim(held, gauss).round(5).tolist())),
+        "profile_error": profile_errors(std.inverse(held), std.inverse(fake), cleaned.columns),
+        "profile_error_gaussian": profile_errors(std.inverse(held), std.inverse(gauss), cleaned.columns),
         "train_seconds": round(result.seconds, 2), "best_step": result.best_step, "steps": cfg.steps,
         "stars_per_second": round(len(held) / max(sample_s, 1e-9)),
         "scored_on": "held-out stars of this galaxy (never trained on), in the standardised space",

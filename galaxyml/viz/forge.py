@@ -90,19 +90,29 @@ def render_particles(particles: np.ndarray, columns: tuple[str, ...], cos_incl: 
     return np.clip(img[::-1], 0, 255).astype(np.uint8)  # north (+y) up
 
 
+PROFILE_COLUMNS = {"surface_density": "Σ(R) err [dex]", "v_phi": "v_φ(R) err [km/s]", "age": "age(R) err [Gyr]",
+                   "log_Z": "log Z(R) err [dex]"}
+"""Table headers of the radial-profile errors (mean |sampled - true| over radial bins)."""
+
+
+def _profiles(m: dict) -> dict[str, float]:
+    return {PROFILE_COLUMNS[k]: v for k, v in m.get("profile_error", {}).items() if k in PROFILE_COLUMNS}
+
+
 def flows_table(metrics: dict) -> pd.DataFrame:
-    """One row per flow and per reference: held-out C2ST AUC, NLL, mean W1, speeds."""
+    """One row per flow and per reference: held-out C2ST AUC, NLL, mean W1, profile errors, speeds."""
     rows = []
     for kind, m in metrics.get("flows", {}).items():
         rows.append({"model": FLOW_NAMES.get(kind, kind), "C2ST AUC": m["c2st_auc"], "NLL [nats/star]": m["nll"],
-                     "W1 [std]": m["w1"], "stars / s": m["stars_per_second"], "train [s]": m["train_seconds"],
-                     "s / epoch": m["seconds_per_epoch"], "best step": f"{m['best_step']} / {m['steps']}"})
+                     "W1 [std]": m["w1"], **_profiles(m), "stars / s": m["stars_per_second"],
+                     "train [s]": m["train_seconds"], "s / epoch": m["seconds_per_epoch"],
+                     "best step": f"{m['best_step']} / {m['steps']}"})
     refs = metrics.get("references", {})
     if "gaussian" in refs:
         g = refs["gaussian"]
         rows.append({"model": "Gaussian fitted to the galaxy's own stars", "C2ST AUC": g["c2st_auc"],
-                     "NLL [nats/star]": g["nll"], "W1 [std]": g["w1"]})
+                     "NLL [nats/star]": g["nll"], "W1 [std]": g["w1"], **_profiles(g)})
     if "real" in refs:
         rows.append({"model": "true stars against true stars (ceiling)", "C2ST AUC": refs["real"]["c2st_auc"],
-                     "W1 [std]": refs["real"]["w1"]})
+                     "W1 [std]": refs["real"]["w1"], **_profiles(refs["real"])})
     return pd.DataFrame(rows)
