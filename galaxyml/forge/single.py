@@ -71,6 +71,7 @@ def fit_galaxy(ps: ParticleSet, cfg: FitConfig, clean_cfg: CleanConfig = CleanCo
     sample_s = time.perf_counter() - t0
     gauss = gaussian_sample(z[train], len(held), seed=cfg.seed)
     real_ref = z[train][rng.permutation(len(train))[: len(held)]]
+    held_phys = std.inverse(held)
     metrics = {
         "flow": cfg.flow, "columns": list(cleaned.columns), "stars": {"read": len(ps), "after_cleaning": len(cleaned),
         "train": len(train), "validation": len(val), "held_out": len(test), "scored": len(held)},
@@ -80,8 +81,8 @@ def fit_galaxy(ps: ParticleSet, cfg: FitConfig, clean_cfg: CleanConfig = CleanCo
         "c2st_auc_real": c2st_auc(held, real_ref, seed=cfg.seed),
         "w1": dict(zip(cleaned.columns, w1_per_dim(held, fake).round(5).tolist())),
         "w1_gaussian": dict(zip(cleaned.columns, w1_per_dim(held, gauss).round(5).tolist())),
-        "profile_error": profile_errors(std.inverse(held), std.inverse(fake), cleaned.columns),
-        "profile_error_gaussian": profile_errors(std.inverse(held), std.inverse(gauss), cleaned.columns),
+        "profile_error": profile_errors(held_phys, std.inverse(fake), cleaned.columns),
+        "profile_error_gaussian": profile_errors(held_phys, std.inverse(gauss), cleaned.columns),
         "train_seconds": round(result.seconds, 2), "best_step": result.best_step, "steps": cfg.steps,
         "stars_per_second": round(len(held) / max(sample_s, 1e-9)),
         "scored_on": "held-out stars of this galaxy (never trained on), in the standardised space",
