@@ -158,3 +158,9 @@ if atlas.ready("umap"):
 if atlas.ready("index"):
     st.page_link("pages/search.py", label="Find galaxies like one galaxy, a sky position, an image or a set of examples",
                  icon=":material/travel_explore:")
+if atlas.ready("forge"):
+    st.page_link("pages/forge.py", label="Sample star particles of a galaxy from a conditional flow",
+                 icon=":material/auto_awesome:")
+if atlas.ready("clusters"):
+    st.page_link("pages/clusters.py", label="Find galaxy clusters on held-out sky tiles, beside the red-sequence finder",
+                 icon=":material/hub:")

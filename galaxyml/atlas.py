@@ -235,6 +235,10 @@ class Atlas:
     def load_table(self, stage: str, name: str) -> pd.DataFrame:
         return pd.read_parquet(self.stage_dir(stage) / name)
 
+    def has_file(self, stage: str, name: str) -> bool:
+        """Whether the ready stage ``stage`` wrote ``name`` (some files depend on what the data hold)."""
+        return self.ready(stage) and name in self.manifest["stages"][stage].get("files", {})
+
     # Typed loaders -------------------------------------------------------------------------
     def survey(self):
         """The survey (images memory-mapped)."""
@@ -382,6 +386,14 @@ class Atlas:
     def forge_galaxies(self) -> dict[str, Any]:
         """Rows of the galaxies the flows were trained, validated and tested on, and the test galaxies' contexts."""
         return self.load_json("forge", "galaxies.json")
+
+    def cluster_members(self) -> pd.DataFrame | None:
+        """The cluster fields' redMaPPer members file (None when the fields came without one)."""
+        from galaxyml.data.redmapper import read_members
+
+        if not self.has_file("cluster_fields", "redmapper_members.fits"):
+            return None
+        return read_members(self.stage_dir("cluster_fields") / "redmapper_members.fits")
 
     def autoencoder(self):
         """(model, normalisation, info) of the ``autoencoder`` stage."""

@@ -249,3 +249,19 @@ def test_forge_samples_stars_for_an_uploaded_cutout(server, quick_home, tmp_path
         assert "source=image" in page.url and "galaxy=" not in page.url
         page.screenshot(path=str(tmp_path / "forge_upload.png"), full_page=True)
     assert "Traceback" not in log_path.read_text()
+
+
+def test_clusters_deep_link_draws_the_sky_the_tile_and_the_curves(server, quick_home, tmp_path):
+    sync_api = _require_browser()
+    url, log_path = server
+    tiles = Atlas.open(quick_home / "quick").load_table("clusters", "tiles.parquet")
+    tile = int(tiles[(tiles["split"] == "test") & (tiles["has_cluster"] == 1)]["tile"].iloc[0])
+    with _browser_page(sync_api) as page:
+        page.goto(f"{url}/clusters?method=red_sequence&tile={tile}", wait_until="domcontentloaded")
+        page.get_by_text("Every finder on held-out tiles").wait_for(timeout=60_000)
+        # sky, tile, completeness / purity, colour-magnitude diagram, member sets
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert "method=red_sequence" in page.url and f"tile={tile}" in page.url
+        page.screenshot(path=str(os.environ.get("GALAXYML_SCREENSHOTS", tmp_path)) + "/clusters.png", full_page=True)
+    assert "Traceback" not in log_path.read_text()

@@ -16,7 +16,7 @@ from tests.test_folder_pipeline import BASE_ID, write_cutouts
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = (None, "pages/atlas.py", "pages/compare.py", "pages/predictions.py", "pages/explore.py", "pages/search.py",
-         "pages/forge.py")
+         "pages/forge.py", "pages/clusters.py")
 
 
 def build(tmp_path: Path, catalog: pd.DataFrame, run: str, *extra: str) -> Path:

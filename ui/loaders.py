@@ -202,3 +202,22 @@ def autoencoder(atlas: Atlas):
 def ae_latent(atlas: Atlas) -> np.ndarray:
     """(N, 16) autoencoder latents of every galaxy."""
     return _cached(atlas, "load_npy", ("autoencoder",), "autoencoder", "latent.npy")
+
+
+def cached_table(atlas: Atlas, stage: str, name: str) -> pd.DataFrame:
+    """A parquet table of a stage (shared: treat as read-only)."""
+    return _cached(atlas, "load_table", (stage,), stage, name)
+
+
+def cluster_fields(atlas: Atlas) -> np.ndarray:
+    """(N, C, H, W) memmap of the cluster fields' tiles."""
+    return _cached(atlas, "load_npy", ("cluster_fields",), "cluster_fields", "fields.npy")
+
+
+def cluster_members(atlas: Atlas) -> pd.DataFrame | None:
+    return _cached(atlas, "cluster_members", ("cluster_fields",))
+
+
+def cluster_galaxies(atlas: Atlas) -> pd.DataFrame:
+    """Every galaxy of the mock cluster fields."""
+    return cached_table(atlas, "cluster_fields", "galaxies.parquet")

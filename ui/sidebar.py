@@ -24,6 +24,8 @@ PAGES = (
     ("pages/predictions.py", "Predictions", ":material/query_stats:"),
     ("pages/explore.py", "Explore the map", ":material/scatter_plot:"),
     ("pages/search.py", "Search", ":material/travel_explore:"),
+    ("pages/forge.py", "Forge", ":material/auto_awesome:"),
+    ("pages/clusters.py", "Clusters", ":material/hub:"),
 )
 POLL_S = 1.5
 

@@ -59,13 +59,24 @@ def read_members(path: str | Path) -> pd.DataFrame:
     return _read(Path(path), MEMBERS_REQUIRED, "members")
 
 
-def write_fits_table(df: pd.DataFrame, path: Path, units: dict[str, str] | None = None) -> None:
-    """Write a DataFrame as a FITS binary table (HDU 1), with units where given."""
+def write_fits_table(df: pd.DataFrame, path, units: dict[str, str] | None = None) -> None:
+    """Write a DataFrame as a FITS binary table (HDU 1), with units where given, to a path or a binary file."""
     table = Table.from_pandas(df)
     for col, unit in (units or {}).items():
         if col in table.colnames:
             table[col].unit = unit
     table.write(path, format="fits", overwrite=True)
+
+
+def detections_catalog(det: pd.DataFrame) -> pd.DataFrame:
+    """Detections (method, tile, ra, dec, z, lambda, score) in the redMaPPer catalogue layout: one row per
+    detection, MEM_MATCH_ID numbered from 1 by descending score (LAMBDA is NaN where a method does not
+    estimate it)."""
+    d = det.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    return pd.DataFrame({"MEM_MATCH_ID": np.arange(1, len(d) + 1, dtype=np.int32), "RA": d["ra"].to_numpy(float),
+                         "DEC": d["dec"].to_numpy(float), "Z_LAMBDA": d["z"].to_numpy(np.float32),
+                         "LAMBDA": d["lambda"].to_numpy(np.float32), "SCORE": d["score"].to_numpy(np.float32),
+                         "TILE": d["tile"].to_numpy(np.int32), "METHOD": d["method"].astype(str).to_numpy()})
 
 
 def mock_to_redmapper(tiles: pd.DataFrame, galaxies: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

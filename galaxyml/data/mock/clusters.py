@@ -3,7 +3,7 @@
 
 A tile is a square of sky in g, r, z with field galaxies and, for most tiles, one cluster: richness
 lambda from a power law, redshift in [z_min, z_max], members on a red sequence whose colours track the
-redshift, placed with a projected NFW profile (Navarro, Frenk & White 1997) inside the redMaPPer
+redshift, centred anywhere in the inner 70% of the tile, placed with a projected NFW profile (Navarro, Frenk & White 1997) inside the redMaPPer
 radius r_lambda = (lambda / 100)^0.2 Mpc/h, and a bright central galaxy (BCG). Tiles without a cluster
 are the negatives.
 """
@@ -26,14 +26,15 @@ _STREAM_CLUSTERS = 4
 class ClusterFieldConfig:
     """Sky tiles with clusters. Defaults give the demo's fields."""
 
-    n_fields: int = 12
-    """Number of tiles."""
+    n_fields: int = 600
+    """Number of tiles (60% train the cluster finders, 20% choose their thresholds, 20% score them)."""
     empty_fraction: float = 0.3
     """Share of tiles without a cluster (negatives)."""
-    size_px: int = 512
+    size_px: int = 128
     """Side of a tile [pixel]."""
-    pixel_scale_arcsec: float = 1.0
-    """Pixel scale of the tiles [arcsec / pixel] (binned 4x from the cutouts' 0.262)."""
+    pixel_scale_arcsec: float = 4.0
+    """Pixel scale of the tiles [arcsec / pixel] (binned from the cutouts' 0.262): 128 px cover 8.5 arcmin,
+    1.3 Mpc at z = 0.2."""
     psf_fwhm_arcsec: float = 1.3
     """PSF FWHM [arcsec]."""
     sky_sigma_nmgy: tuple[float, float, float] = (0.015, 0.02, 0.05)
@@ -54,8 +55,23 @@ class ClusterFieldConfig:
     """Faintest r magnitude drawn [AB]."""
     seed: int = 0
     """Seed of the tiles."""
+    source: str = "mock"
+    """"mock", or "folder": the user's tiles (``tiles_path``) with a redMaPPer catalogue (``catalog_path``,
+    members in ``members_path``, optional); see :mod:`galaxyml.data.cluster_tiles`."""
+    tiles_path: str = ""
+    catalog_path: str = ""
+    members_path: str = ""
+
+    def input_files(self) -> list[str]:
+        """The user's files this config reads (a rerun notices when they change)."""
+        return [self.tiles_path, self.catalog_path, self.members_path] if self.source == "folder" else []
 
     def __post_init__(self) -> None:
+        if self.source not in ("mock", "folder"):
+            raise ValueError(f"cluster_fields.source must be 'mock' or 'folder', got {self.source!r}")
+        if self.source == "folder" and not (self.tiles_path and self.catalog_path):
+            raise ValueError("cluster_fields.source = 'folder' needs cluster_fields.tiles_path and "
+                             "cluster_fields.catalog_path (a redMaPPer catalogue FITS file)")
         if self.n_fields < 1:
             raise ValueError(f"clusters.n_fields must be >= 1, got {self.n_fields}")
         if not 0.0 <= self.empty_fraction <= 1.0:
@@ -71,6 +87,11 @@ class ClusterFieldConfig:
 def r_lambda_mpc_h(richness: np.ndarray) -> np.ndarray:
     """redMaPPer cluster radius r_lambda = (lambda / 100)^0.2 [Mpc/h] (Rykoff et al. 2014)."""
     return (np.asarray(richness) / 100.0) ** 0.2
+
+
+def r_lambda_arcsec(richness: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """r_lambda as an angle [arcsec] at redshift z (Planck18)."""
+    return r_lambda_mpc_h(richness) / Planck18.h * 1000.0 * Planck18.arcsec_per_kpc_proper(np.asarray(z)).value
 
 
 def red_sequence(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +146,8 @@ def draw_tile(cfg: ClusterFieldConfig, tile: int) -> tuple[dict, pd.DataFrame]:
     has_cluster = rng.random() >= cfg.empty_fraction
     galaxies = []
     record = {"tile": tile, "ra_center": ra0, "dec_center": dec0, "has_cluster": int(has_cluster),
-              "z": np.nan, "richness": np.nan, "r_lambda_arcsec": np.nan, "n_members": 0}
+              "z": np.nan, "richness": np.nan, "r_lambda_arcsec": np.nan, "n_members": 0,
+              "x_px": np.nan, "y_px": np.nan}
     if has_cluster:
         u = rng.random()
         a, lo, hi = 1.0 - cfg.lambda_slope, cfg.lambda_min, cfg.lambda_max
@@ -133,7 +155,7 @@ def draw_tile(cfg: ClusterFieldConfig, tile: int) -> tuple[dict, pd.DataFrame]:
         z = rng.uniform(cfg.z_min, cfg.z_max)
         kpc_per_arcsec = 1.0 / Planck18.arcsec_per_kpc_proper(z).value
         r_lam_arcsec = r_lambda_mpc_h(richness) / Planck18.h * 1000.0 / kpc_per_arcsec
-        offset = rng.uniform(-0.15, 0.15, 2) * half_arcsec
+        offset = rng.uniform(-0.7, 0.7, 2) * half_arcsec  # anywhere but the outer 15%: a detector must find it
         n_mem = int(rng.poisson(richness))
         radius = _nfw_radii(rng, n_mem, r_lam_arcsec)
         phi = rng.uniform(0, 2 * np.pi, n_mem)
@@ -172,6 +194,8 @@ def draw_tile(cfg: ClusterFieldConfig, tile: int) -> tuple[dict, pd.DataFrame]:
     ra, dec = wcs.wcs_pix2world(cx, cy, 0)
     gal.insert(0, "tile", tile)
     gal["ra"], gal["dec"], gal["x_px"], gal["y_px"] = ra, dec, cx, cy
+    if has_cluster:  # the cluster's centre is its BCG, as in redMaPPer
+        record.update(x_px=float(cx[0]), y_px=float(cy[0]))
     for band, shift in (("g", gal["g_r"]), ("r", 0.0), ("z", -gal["r_z"])):
         gal[f"mag_{band}"] = gal["mag_r"] + shift
     return record, gal
@@ -181,9 +205,11 @@ def render_tile(cfg: ClusterFieldConfig, gal: pd.DataFrame, tile: int) -> np.nda
     """(3, H, W) float32 image of one tile: each galaxy an exponential profile, PSF, sky noise."""
     size = cfg.size_px
     image = np.zeros((3, size, size), np.float32)
-    stamp = 15
-    offs = np.arange(-stamp, stamp + 1)
+    sigma_px = cfg.psf_fwhm_arcsec / cfg.pixel_scale_arcsec / 2.3548
     for row in gal.itertuples():
+        re = max(row.r_e_arcsec / cfg.pixel_scale_arcsec, 0.3)
+        stamp = int(np.clip(np.ceil(6 * re), 2, 15))  # exp(-1.678 * 6) = 4e-5 of the peak at the stamp's edge
+        offs = np.arange(-stamp, stamp + 1)
         ix, iy = int(round(row.x_px)), int(round(row.y_px))
         xs, ys = ix + offs, iy + offs
         okx, oky = (xs >= 0) & (xs < size), (ys >= 0) & (ys < size)
@@ -191,13 +217,11 @@ def render_tile(cfg: ClusterFieldConfig, gal: pd.DataFrame, tile: int) -> np.nda
             continue
         dx = xs[okx][None, :] - row.x_px
         dy = ys[oky][:, None] - row.y_px
-        re = max(row.r_e_arcsec / cfg.pixel_scale_arcsec, 0.3)
         prof = np.exp(-1.678 * np.hypot(dx, dy) / re)
         prof /= max(prof.sum(), 1e-12)
         for c, band in enumerate("grz"):
             flux = 10 ** (-0.4 * (getattr(row, f"mag_{band}") - ZERO_POINT_MAG))
             image[c][np.ix_(ys[oky], xs[okx])] += flux * prof
-    sigma_px = cfg.psf_fwhm_arcsec / cfg.pixel_scale_arcsec / 2.3548
     # Real-space filtering: the PSF is barely resolved at this pixel scale, where a Fourier-space
     # Gaussian would ring around bright galaxies.
     image = gaussian_filter(image, sigma=(0.0, sigma_px, sigma_px), mode="constant", truncate=5.0)
