@@ -12,6 +12,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 from astropy.wcs import WCS
 
@@ -38,8 +39,8 @@ n = summary["n_tiles"]
 
 st.markdown("**Every finder on held-out tiles**")
 table = methods_table(summary)
-st.dataframe(table, hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[1:]})
+shown = table.assign(**{c: [("–" if pd.isna(v) else f"{v:.3f}") for v in table[c]] for c in table.columns[1:]})
+st.dataframe(shown, hide_index=True, width="stretch")  # a figure a method does not have: a dash
 st.caption(f"Trained on {n['train']} tiles, score thresholds chosen on {n['val']} validation tiles (highest F1), "
            f"every number on {n['test']} test tiles the models never saw. A detection matches a true cluster within "
            f"{summary['match_arcsec']:.0f} arcsec of its centre (the BCG). AUROC: the tile's strongest score against "

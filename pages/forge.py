@@ -21,13 +21,12 @@ from galaxyml.forge.evaluate import radial_profiles
 from galaxyml.forge.prep import CleanConfig, clean
 from galaxyml.forge.tables import ParticleSet
 from galaxyml.data.survey import fluxes_to_rgb
-from galaxyml.data.upload import FITS_SUFFIXES, IMAGE_SUFFIXES, UploadError, read_upload
 from galaxyml.models.autoencoder import encode, reconstruct, to_flux
 from galaxyml.models.flows import FLOW_NAMES
 from galaxyml.viz.forge import PROFILE_COLUMNS, flows_table, pair_figure, profile_figure, render_particles
 from ui import loaders
 from ui.sidebar import page
-from ui.widgets import linked_choice
+from ui.widgets import cutout_uploader, linked_choice, read_cutout
 
 MAX_STARS = 2_000_000
 AUTO_STARS = 200_000
@@ -150,20 +149,13 @@ def from_upload(forge) -> tuple[np.ndarray, np.ndarray] | None:
         st.info("The flows of this atlas were trained without the image latent, so an image cannot condition "
                 "them; rebuild the forge stage with `forge.use_latent = true` and the autoencoder stage.")
         return None
-    upload = st.file_uploader("A galaxy cutout: PNG, JPG or TIFF (display colours), or FITS (fluxes in the survey's "
-                              "bands, bands first)", type=[x.lstrip(".") for x in IMAGE_SUFFIXES + FITS_SUFFIXES
-                                                           if x.count(".") == 1])
+    upload = cutout_uploader()
     if upload is None:
         st.info("Upload a cutout centred on a galaxy: the autoencoder encodes it to its 16-d latent (a forward "
                 "pass, no training), you set the physical conditions, and the flow samples the galaxy's stars.")
         return None
-    survey = atlas.survey()
-    stretch = atlas.manifest["stages"]["thumbnails"]["config"]
-    try:
-        flux = read_upload(upload.getvalue(), upload.name, tuple(survey.bands), survey.images.shape[-1],
-                           stretch["stretch"], stretch["q"], loaders.sky_noise(atlas))
-    except UploadError as e:
-        st.error(str(e))
+    flux = read_cutout(atlas, upload)
+    if flux is None:
         return None
     model, norm, _ = loaders.autoencoder(atlas)
     lat = encode(model, flux[None], norm)[0]

@@ -10,13 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from galaxyml.data.survey import fluxes_to_rgb
-from galaxyml.data.upload import FITS_SUFFIXES, IMAGE_SUFFIXES, UploadError, read_upload
 from galaxyml.query_image import QueryImageError, code_of, embed_image
 from galaxyml.search import example_scores, nearest_galaxy, parse_position
 from ui import loaders
 from ui.feature_views import feature_link
 from ui.sidebar import page
-from ui.widgets import gallery, linked_choice
+from ui.widgets import cutout_uploader, gallery, linked_choice, read_cutout
 
 SPACES = {"embeddings": "Embeddings (cosine)", "codes": "Sparse codes of the TopK SAE (cosine)"}
 MODES = {"galaxy": "A galaxy", "position": "A sky position", "image": "An image", "examples": "Examples"}
@@ -88,13 +87,14 @@ def neighbours_of_image(upload) -> None:
     survey = atlas.survey()
     size = survey.images.shape[-1]
     stretch = atlas.manifest["stages"]["thumbnails"]["config"]
+    flux = read_cutout(atlas, upload)
+    if flux is None:
+        return
     try:
-        flux = read_upload(upload.getvalue(), upload.name, tuple(survey.bands), size, stretch["stretch"], stretch["q"],
-                           loaders.sky_noise(atlas))
         embedding = embed_image(atlas, flux)
         code = code_of(atlas, embedding) if space == "codes" or fs is not None else None
         query = code if space == "codes" else embedding
-    except (UploadError, QueryImageError) as e:
+    except QueryImageError as e:
         st.error(str(e))
         return
     if not np.isfinite(query).all() or (space == "codes" and not query.any()):
@@ -143,9 +143,7 @@ elif mode == "position":
     else:
         st.info("Type a sky position to find the nearest galaxy of the survey and the galaxies most like it.")
 elif mode == "image":
-    upload = st.file_uploader("A galaxy cutout: PNG, JPG or TIFF (display colours), or FITS (fluxes in the survey's "
-                              "bands, bands first)", type=[s.lstrip(".") for s in IMAGE_SUFFIXES + FITS_SUFFIXES
-                                                           if s.count(".") == 1])
+    upload = cutout_uploader()
     if upload is None:
         st.info("Upload a cutout centred on a galaxy. It is resampled to the survey's cutout size and passed through "
                 "the network that made this atlas's embeddings (no training); a colour image of a flux survey is "

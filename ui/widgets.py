@@ -59,3 +59,29 @@ def waiting_for(stages: str | tuple[str, ...], selection) -> None:
     else:
         st.warning(f"This view needs the **{stage}, which atlas '{selection.run}' does not have. "
                    f"Start a build from the sidebar (preset *demo*) to add it.", icon=":material/construction:")
+
+
+def cutout_uploader(key: str | None = None):
+    """The file picker for a galaxy cutout (display images or FITS fluxes), the same on every page."""
+    from galaxyml.data.upload import FITS_SUFFIXES, IMAGE_SUFFIXES
+
+    return st.file_uploader("A galaxy cutout: PNG, JPG or TIFF (display colours), or FITS (fluxes in the survey's "
+                            "bands, bands first)", type=[s.lstrip(".") for s in IMAGE_SUFFIXES + FITS_SUFFIXES
+                                                         if s.count(".") == 1], key=key)
+
+
+def read_cutout(atlas, upload, size: int | None = None) -> np.ndarray | None:
+    """An uploaded cutout as (bands, size, size) fluxes in the survey's bands (display images turned back into
+    fluxes through the atlas's thumbnail stretch, sky noise refilled); None, with the reason shown, when the
+    file cannot be used."""
+    from galaxyml.data.upload import UploadError, read_upload
+    from ui import loaders
+
+    survey = atlas.survey()
+    stretch = atlas.manifest["stages"]["thumbnails"]["config"]
+    try:
+        return read_upload(upload.getvalue(), upload.name, tuple(survey.bands), size or survey.images.shape[-1],
+                           stretch["stretch"], stretch["q"], loaders.sky_noise(atlas))
+    except UploadError as e:
+        st.error(str(e))
+        return None

@@ -51,6 +51,7 @@ def fit(model: nn.Module, loss: Callable[[np.ndarray, bool, np.random.Generator]
 
 
 def train_classifier(x_tr, y_tr, x_va, y_va, width, epochs, batch, lr, seed, report=None):
+    torch.manual_seed(seed)  # the initial weights too: a resumed build in a fresh process makes the same model
     model = TileClassifier(x_tr.shape[1], width)
     yt, yv = torch.tensor(y_tr, dtype=torch.float32), torch.tensor(y_va, dtype=torch.float32)
 
@@ -65,6 +66,7 @@ def train_classifier(x_tr, y_tr, x_va, y_va, width, epochs, batch, lr, seed, rep
 def train_detector(x_tr, c_tr, r_tr, x_va, c_va, r_va, width, epochs, batch, lr, seed, sigma_cells=1.0, report=None):
     """``c_*``: per tile (n, 2) cluster centres in continuous model pixels; ``r_*``: (n, 3) log half-size
     [model px], z, log10 lambda."""
+    torch.manual_seed(seed)
     model = CenterNetDetector(x_tr.shape[1], width)
     stride = model.stride
     h = x_tr.shape[-1] // stride
@@ -81,6 +83,7 @@ def train_detector(x_tr, c_tr, r_tr, x_va, c_va, r_va, width, epochs, batch, lr,
 
 def train_catalogue(f_tr, t_tr, f_va, t_va, grid, epochs, batch, lr, seed, report=None):
     """``t_*``: (N, 3) presence, the centre's cell (row-major; -1 without a cluster), z (NaN without)."""
+    torch.manual_seed(seed)
     model = CatalogueMLP(f_tr.shape[1], grid)
     ft, fv = torch.as_tensor(f_tr), torch.as_tensor(f_va)
     tt, tv = torch.as_tensor(t_tr, dtype=torch.float32), torch.as_tensor(t_va, dtype=torch.float32)

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from galaxyml.forge.evaluate import PROFILE_ERRORS
+from galaxyml.forge.evaluate import profile_error_label
 from galaxyml.forge.prep import CleanConfig
 from galaxyml.forge.single import FitConfig, fit_galaxy
 from galaxyml.forge.tables import ParticleError, ParticleSet, read_illustris, read_npy
@@ -74,8 +74,7 @@ def report(metrics: dict) -> str:
     for col, w in metrics["w1"].items():
         lines.append(f"{'W1 ' + col + ' [std]':<22}{w:>10.4f}{metrics['w1_gaussian'][col]:>10.4f}")
     for key, err in metrics.get("profile_error", {}).items():
-        short = {"surface_density": "Sigma", "v_phi": "v_phi", "log_Z": "log Z"}.get(key, key)
-        label = f"{short}(R) err [{PROFILE_ERRORS[key]}]"
+        label = profile_error_label(key, ascii_only=True)
         lines.append(f"{label:<22}{err:>10.3f}{metrics['profile_error_gaussian'][key]:>10.3f}")
     return "\n".join(lines)
 

@@ -80,6 +80,14 @@ def radial_profiles(particles: np.ndarray, columns: tuple[str, ...], edges_kpc: 
 
 PROFILE_ERRORS = {"surface_density": "dex", "v_phi": "km/s", "age": "Gyr", "log_Z": "dex"}
 """Each profile's error name and unit (surface density compared in log10)."""
+PROFILE_SYMBOLS = {"surface_density": ("Σ", "Sigma"), "v_phi": ("v_φ", "v_phi"), "age": ("age", "age"),
+                   "log_Z": ("log Z", "log Z")}
+"""Each profile's symbol, in Unicode and in ASCII (for terminals)."""
+
+
+def profile_error_label(key: str, ascii_only: bool = False) -> str:
+    """The header of a profile error, e.g. 'v_φ(R) err [km/s]'."""
+    return f"{PROFILE_SYMBOLS[key][int(ascii_only)]}(R) err [{PROFILE_ERRORS[key]}]"
 
 
 def profile_errors(true: np.ndarray, fake: np.ndarray, columns: tuple[str, ...], bins: int = 12) -> dict[str, float]:

@@ -111,8 +111,9 @@ def sets_figure(sets: pd.DataFrame, methods: tuple[str, ...] = ("deepsets", "jan
                              showlegend=False, hoverinfo="skip"), 1, 2)
     fig.update_xaxes(title_text="catalogue z", row=1, col=1)
     fig.update_yaxes(title_text="predicted z", row=1, col=1)
-    fig.update_xaxes(title_text="catalogue λ", type="log", row=1, col=2)
-    fig.update_yaxes(title_text="predicted λ", type="log", row=1, col=2)
+    ticks = dict(type="log", tickvals=[10, 20, 30, 50, 100, 200, 300], ticktext=["10", "20", "30", "50", "100", "200", "300"])
+    fig.update_xaxes(title_text="catalogue λ", row=1, col=2, **ticks)
+    fig.update_yaxes(title_text="predicted λ", row=1, col=2, **ticks)
     fig.update_layout(height=400, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
     return fig
 

@@ -10,6 +10,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from galaxyml.data.mock.particles import project
+from galaxyml.forge.evaluate import PROFILE_ERRORS, profile_error_label
 from galaxyml.forge.tables import UNITS
 from galaxyml.models.flows import FLOW_NAMES
 
@@ -90,8 +91,7 @@ def render_particles(particles: np.ndarray, columns: tuple[str, ...], cos_incl: 
     return np.clip(img[::-1], 0, 255).astype(np.uint8)  # north (+y) up
 
 
-PROFILE_COLUMNS = {"surface_density": "Σ(R) err [dex]", "v_phi": "v_φ(R) err [km/s]", "age": "age(R) err [Gyr]",
-                   "log_Z": "log Z(R) err [dex]"}
+PROFILE_COLUMNS = {key: profile_error_label(key) for key in PROFILE_ERRORS}
 """Table headers of the radial-profile errors (mean |sampled - true| over radial bins)."""
 
 

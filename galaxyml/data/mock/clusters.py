@@ -140,7 +140,7 @@ def tile_wcs(cfg: ClusterFieldConfig, ra0: float, dec0: float) -> WCS:
 def draw_tile(cfg: ClusterFieldConfig, tile: int) -> tuple[dict, pd.DataFrame]:
     """One tile's cluster record (or a negative) and its galaxies (members first, then field)."""
     rng = np.random.default_rng([cfg.seed, _STREAM_CLUSTERS, tile])
-    ra0, dec0 = 200.0 + 0.5 * tile, 10.0 + rng.uniform(-1, 1)
+    ra0, dec0 = (200.0 + 0.5 * tile) % 360.0, 10.0 + rng.uniform(-1, 1)
     wcs = tile_wcs(cfg, ra0, dec0)
     half_arcsec = cfg.size_px * cfg.pixel_scale_arcsec / 2.0
     has_cluster = rng.random() >= cfg.empty_fraction
