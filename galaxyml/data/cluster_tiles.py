@@ -15,6 +15,7 @@ the tile); the other empty tiles are "near" and left out of the classifier's sco
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -189,12 +190,10 @@ def read_tile_folder(folder: str | Path, catalog: pd.DataFrame, size_px: int) ->
 
 def _resampled_header(wcs: WCS, f: float) -> str:
     """The tile's WCS for its resampled pixels, as a JSON FITS header."""
-    import json
-
     w = wcs.deepcopy()
     w.wcs.crpix = (np.asarray(w.wcs.crpix) - 0.5) * f + 0.5
     if w.wcs.has_cd():
         w.wcs.cd = np.asarray(w.wcs.cd) / f
     else:
         w.wcs.cdelt = np.asarray(w.wcs.cdelt) / f
-    return json.dumps({k: v for k, v in dict(w.to_header()).items()})
+    return json.dumps(dict(w.to_header()))

@@ -141,7 +141,6 @@ def build_clusters(ctx: StageContext) -> dict:
     """Cluster finders (classifier, CenterNet detector, catalogue network, DeepSets, Janossy) beside the red sequence."""
     cfg: ClustersConfig = ctx.cfg
     src = ctx.inputs["cluster_fields"]
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     fields = np.load(src / "fields.npy", mmap_mode="r", allow_pickle=False)
     tiles = pd.read_parquet(src / "tiles.parquet").set_index("tile", drop=False)
     truth = pd.read_parquet(src / "clusters.parquet")
