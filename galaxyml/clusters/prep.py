@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
+from galaxyml.data.cluster_tiles import resample_tiles
 from galaxyml.models.clusters import MEMBER_FEATURES
 
 COLOUR_EDGES = np.array([0.2, 0.6, 0.9, 1.1, 1.3, 1.5, 1.9])
@@ -20,9 +20,7 @@ def stretch_tiles(images: np.ndarray, size: int) -> np.ndarray:
     n_out = 5 if images.shape[1] == 3 else images.shape[1]
     out = np.empty((len(images), n_out, size, size), np.float32)
     for i in range(0, len(images), 64):
-        t = torch.as_tensor(np.asarray(images[i:i + 64], np.float32))
-        if t.shape[-1] != size:
-            t = F.interpolate(t, size=(size, size), mode="area" if t.shape[-1] > size else "bilinear")
+        t = torch.as_tensor(resample_tiles(images[i:i + 64], size))
         flat = t.flatten(2)
         med = flat.median(dim=2, keepdim=True).values
         mad = (flat - med).abs().median(dim=2, keepdim=True).values * 1.4826

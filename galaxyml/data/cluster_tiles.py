@@ -44,11 +44,13 @@ def _suffix(path: Path) -> str:
     return ".fits.gz" if name.endswith(".fits.gz") else path.suffix.lower()
 
 
-def _resample(image: np.ndarray, size: int) -> np.ndarray:
-    """(C, H, W) -> (C, size, size) by area averaging (or bilinear when enlarging)."""
-    t = torch.as_tensor(np.ascontiguousarray(image, np.float32))[None]
-    mode = "area" if min(image.shape[1:]) >= size else "bilinear"
-    return F.interpolate(t, size=(size, size), mode=mode).numpy()[0]
+def resample_tiles(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, size, size) float32 by area averaging (bilinear when enlarging)."""
+    t = torch.from_numpy(np.array(images, np.float32))  # a copy: memory-mapped tiles are read-only
+    if t.shape[-2:] == (size, size):
+        return t.numpy()
+    mode = "area" if min(t.shape[-2:]) >= size else "bilinear"
+    return F.interpolate(t, size=(size, size), mode=mode).numpy()
 
 
 def _read_fits_tile(path: Path) -> tuple[np.ndarray, WCS]:
@@ -179,7 +181,7 @@ def read_tile_folder(folder: str | Path, catalog: pd.DataFrame, size_px: int) ->
         records.append({"tile": t, "file": path.name, "ra_center": ra0, "dec_center": dec0,
                         "pixel_scale_arcsec": scale / f, "has_cluster": int(inside.any()),
                         "wcs": _resampled_header(wcs, f)})
-        images.append(_resample(data, size_px))
+        images.append(resample_tiles(data[None], size_px)[0])
     tiles = pd.DataFrame(records)
     hp = healpix_for(size_px * tiles["pixel_scale_arcsec"].max())
     near = near_clusters(hp, tiles["ra_center"], tiles["dec_center"], catalog["RA"], catalog["DEC"])
