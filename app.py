@@ -13,11 +13,12 @@ from galaxyml.atlas import home, list_runs
 from precompute.jobs import start_build
 from precompute.lock import BuildLocked
 from ui import loaders
-from ui.sidebar import DEFAULT_PRESET, sidebar
+from ui.sidebar import DEFAULT_PRESET, FAVICON, sidebar
 from ui.survey_view import survey_view
+from ui.export import export_table
 from ui.widgets import gallery, mock_badge
 
-st.set_page_config(page_title="Galaxy Feature Atlas", page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title="Galaxy Feature Atlas", page_icon=FAVICON, layout="wide")
 
 # First launch: nothing under the home yet, so build the demo atlas (once) in the background.
 if not list_runs() and not st.session_state.get("auto_started"):
@@ -146,6 +147,7 @@ if "trained on" in stage_table and not stage_table["trained on"].astype(bool).an
 st.dataframe(stage_table, hide_index=True, width="stretch",
              column_config={"seconds": st.column_config.NumberColumn("time [s]", format="%.1f"),
                             "trained on": st.column_config.TextColumn(help="Where the stage's model was trained")})
+export_table(stage_table, "Stages", atlas, stage_names, key="stages")
 
 st.markdown("#### Next")
 st.page_link("pages/atlas.py", label="Browse the sparse features of the TopK SAE", icon=":material/grid_view:")

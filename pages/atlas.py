@@ -16,9 +16,10 @@ from galaxyml.viz.features import activation_histogram, vote_effect_bars
 from ui import loaders
 from ui.feature_views import correlations, example_galleries, feature_link, neighbour_links, search_link
 from ui.sidebar import page
-from ui.widgets import gallery, linked_choice, png_bytes
+from ui.export import chart, export_gallery, export_table
+from ui.widgets import bad_link, gallery, linked_choice
 
-atlas = page("Feature atlas", ":material/grid_view:", needs=("features", "sfnet_metallicity", "sfnet_bpt"))
+atlas = page("Feature atlas", needs=("features", "sfnet_metallicity", "sfnet_bpt"))
 catalog = loaders.catalog(atlas)
 thumbs = loaders.thumbnails(atlas)
 
@@ -78,7 +79,7 @@ def choose_feature(fs, model: str, stats: pd.DataFrame, query: str) -> int:
     try:
         feature = fs.check_feature(int(raw))
     except (ValueError, IndexError):
-        st.warning(f"?feature={raw} is not a feature of this model (0–{fs.n_features - 1}); showing feature {default}.")
+        bad_link(f"?feature={raw} is not a feature of this model (0–{fs.n_features - 1}); showing feature {default}.")
         feature = default
     order = stats["feature"].tolist()
     if feature not in order:
@@ -145,23 +146,27 @@ def top_galaxies(fs, model: str, feature: int) -> tuple[np.ndarray, np.ndarray]:
         top_thumbs = np.asarray(thumbs[gal])
         gallery(top_thumbs, [f"{a:.3g}" for a in val])
         table = pd.DataFrame({"rank": np.arange(1, len(gal) + 1), "galaxy_id": ids, "activation": val})
-        c1, c2 = st.columns(2)
-        c1.download_button("Gallery (PNG)", png_bytes(top_thumbs, [f"{a:.3g}" for a in val]),
-                           file_name=f"{model}_feature_{feature}_top.png", mime="image/png")
-        c2.download_button("Top galaxies (CSV)", table.to_csv(index=False),
-                           file_name=f"{model}_feature_{feature}_top.csv", mime="text/csv")
+        title = f"{FEATURE_MODELS.get(model, model)} feature {feature}: top {len(gal)} galaxies"
+        c1, c2, _ = st.columns([1, 1, 4])
+        with c1:
+            export_gallery(top_thumbs, ids, title, atlas, stages(model), values=val, value_label="activation")
+        with c2:
+            export_table(table.merge(catalog, on="galaxy_id", how="left"), title, atlas, stages(model),
+                         units={"activation": ""}, key="top")
     return gal, ids
 
 
-def histogram_and_correlations(fs, feature: int) -> None:
+def histogram_and_correlations(fs, model: str, feature: int) -> None:
     hist, corr = st.columns(2)
     hist.markdown("**Activation histogram**")
-    hist.plotly_chart(activation_histogram(fs.hist_edges[feature], fs.hist_counts[feature]), width="stretch")
+    chart(activation_histogram(fs.hist_edges[feature], fs.hist_counts[feature]),
+          f"{FEATURE_MODELS.get(model, model)} feature {feature}: activation histogram", atlas, stages(model),
+          where=hist)
     hist.caption(f"Non-zero activations only; {len(catalog) - int(fs.stats.iloc[feature].n_active):,} galaxies have "
                  "activation 0.")
     with corr:
         st.markdown("**Property correlations**")
-        correlations(fs, feature)
+        correlations(fs, feature, atlas, stages(model))
 
 
 def vote_effects(model: str, feature: int) -> None:
@@ -173,7 +178,8 @@ def vote_effects(model: str, feature: int) -> None:
         effect.info("This feature fires on no held-out galaxy, so its effect is not measured (on the training "
                     "galaxies the vote network answers from memory).")
     else:
-        effect.plotly_chart(vote_effect_bars(effects_table), width="stretch")
+        chart(vote_effect_bars(effects_table), f"{FEATURE_MODELS.get(model, model)} feature {feature}: effect on the "
+              "vote network", atlas, (*stages(model), "effects"), where=effect)
     note.caption("Mean over the feature's 30 strongest held-out galaxies (validation and test splits, which the "
                  "vote network never trained on) of each vote fraction the vote network predicts from "
                  "their embeddings, minus the same prediction with this feature removed (its activation times "
@@ -228,13 +234,18 @@ def galaxy_drill_down(fs, model: str, gal: np.ndarray, ids: np.ndarray) -> None:
         gallery(np.asarray(thumbs[nn[0][keep][:12]]), [f"{s:.3f}" for s in sims[0][keep][:12]], width=88)
 
 
+def stages(model: str) -> tuple[str, ...]:
+    """The stages behind a figure of this model's features."""
+    return (model, "features", "thumbnails", "survey")
+
+
 model = choose_model()
 fs = loaders.feature_set(atlas, model)
 stats, query = searched_features(fs)
 feature = choose_feature(fs, model, stats, query)
 feature_summary(fs, model, feature)
 gal, ids = top_galaxies(fs, model, feature)
-histogram_and_correlations(fs, feature)
+histogram_and_correlations(fs, model, feature)
 if has_vote_effects(atlas, model) and len(gal):
     vote_effects(model, feature)
 related_features(fs, model, feature)

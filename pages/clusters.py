@@ -23,9 +23,11 @@ from galaxyml.viz.clusters import (METHOD_NAMES, cmd_figure, curves_figure, meth
                                    tile_figure)
 from ui import loaders
 from ui.sidebar import page
+from ui.export import chart, export_table
 from ui.widgets import linked_choice
 
-atlas = page("Clusters", ":material/hub:", needs="clusters")
+atlas = page("Clusters", needs="clusters")
+STAGES = ("clusters", "cluster_fields")
 summary = atlas.load_json("clusters", "summary.json")
 fields_tiles = loaders.cached_table(atlas, "cluster_fields", "tiles.parquet").set_index("tile", drop=False).rename_axis(None)
 tiles = loaders.cached_table(atlas, "clusters", "tiles.parquet").set_index("tile", drop=False).rename_axis(None)
@@ -41,6 +43,7 @@ st.markdown("**Every finder on held-out tiles**")
 table = methods_table(summary)
 shown = table.assign(**{c: [("–" if pd.isna(v) else f"{v:.3f}") for v in table[c]] for c in table.columns[1:]})
 st.dataframe(shown, hide_index=True, width="stretch")  # a figure a method does not have: a dash
+export_table(table, "Cluster finders on test tiles", atlas, STAGES, key="methods")
 st.caption(f"Trained on {n['train']} tiles, score thresholds chosen on {n['val']} validation tiles (highest F1), "
            f"every number on {n['test']} test tiles the models never saw. A detection matches a true cluster within "
            f"{summary['match_arcsec']:.0f} arcsec of its centre (the BCG). AUROC: the tile's strongest score against "
@@ -60,8 +63,9 @@ test_det = det[(det["split"] == "test")]
 left, right = st.columns([1, 1])
 with left:
     st.markdown("**Test tiles on the sky** (click a tile or a cluster)")
-    event = st.plotly_chart(sky_figure(fields_tiles.loc[test.index], test_truth, test_det, method), key="sky",
-                            on_select="rerun", selection_mode="points", width="stretch")
+    event = chart(sky_figure(fields_tiles.loc[test.index], test_truth, test_det, method),
+                  f"Test tiles on the sky: {METHOD_NAMES[method]}", atlas, STAGES, key="sky", on_select="rerun",
+                  selection_mode="points")
 options = [str(t) for t in test.sort_values(["has_cluster", "tile"], ascending=[False, True])["tile"]]
 clicked = [p.get("customdata") for p in (event.selection.points if event and event.selection else [])]
 default = str(int(clicked[0])) if clicked and clicked[0] is not None else linked_choice("tile", options, options[0],
@@ -86,8 +90,8 @@ with right:
         members = mem_table[mem_table["MEM_MATCH_ID"].isin(t_truth["mem_match_id"])].copy()
         members["x_px"], members["y_px"] = wcs.wcs_world2pix(members["RA"].to_numpy(), members["DEC"].to_numpy(), 0)
     t_truth = t_truth.assign(r_lambda_arcsec=r_lambda_arcsec(t_truth["richness"], t_truth["z"]))
-    st.plotly_chart(tile_figure(rgb, float(info["pixel_scale_arcsec"]), t_truth, t_det, members), width="stretch",
-                    key="tile_fig")
+    chart(tile_figure(rgb, float(info["pixel_scale_arcsec"]), t_truth, t_det, members),
+          f"Tile {tile}: {METHOD_NAMES[method]}", atlas, STAGES, key="tile_fig")
     if not len(t_truth):
         st.caption("No catalogued cluster in this tile" + (" (a negative field)." if not info["near_cluster"] else "."))
     if not len(t_det):
@@ -96,7 +100,8 @@ with right:
 c1, c2 = st.columns(2)
 with c1:
     st.markdown("**Completeness and purity on test tiles**")
-    st.plotly_chart(curves_figure(loaders.cached_table(atlas, "clusters", "curves.parquet")), width="stretch")
+    chart(curves_figure(loaders.cached_table(atlas, "clusters", "curves.parquet")),
+          "Completeness and purity on test tiles", atlas, STAGES)
     st.caption("Completeness per true λ and z bin; purity per detected λ and z bin (the detection's own estimate).")
 with c2:
     st.markdown("**Colour–magnitude diagram of the tile**")
@@ -105,10 +110,10 @@ with c2:
     if has_galaxies:
         gal = loaders.cluster_galaxies(atlas)
         gal = gal[gal["tile"] == tile].rename(columns={"p_mem": "P"})
-        st.plotly_chart(cmd_figure(gal, z, rs), width="stretch")
+        chart(cmd_figure(gal, z, rs), f"Colour-magnitude diagram of tile {tile}", atlas, STAGES)
     elif members is not None and len(members):
         members = members.assign(mag_r=members["MODEL_MAG_R"], g_r=members["MODEL_MAG_G"] - members["MODEL_MAG_R"])
-        st.plotly_chart(cmd_figure(members, z, rs), width="stretch")
+        chart(cmd_figure(members, z, rs), f"Colour-magnitude diagram of tile {tile}", atlas, STAGES)
         st.caption("Members only: these fields have no galaxy catalogue.")
     else:
         st.info("No galaxy catalogue or members file for these fields: nothing to plot.")
@@ -116,7 +121,8 @@ with c2:
 if has_sets:
     st.markdown("**Redshift and richness from member sets** (test clusters)")
     sets = loaders.cached_table(atlas, "clusters", "sets.parquet")
-    st.plotly_chart(sets_figure(sets), width="stretch")
+    chart(sets_figure(sets), "Redshift and richness from member sets (test)", atlas, STAGES)
+    export_table(sets, "Member-set predictions (test clusters)", atlas, STAGES, key="sets")
     st.caption("DeepSets and Janossy read each cluster's members (positions, magnitudes, colours, P) in any order; "
                "error bars are the networks' predicted 1σ (the red-sequence fit's from Δχ² = 1).")
 else:
@@ -129,5 +135,4 @@ buf = io.BytesIO()
 write_fits_table(detections_catalog(kept), buf, {"RA": "deg", "DEC": "deg"})
 st.download_button(f"Detections of the {METHOD_NAMES[method]} on the test tiles (redMaPPer-layout FITS)",
                    buf.getvalue(), f"{atlas.path.name}_{method}_detections.fits", mime="application/fits")
-st.download_button("Every method's detections (CSV)", det.to_csv(index=False).encode(), f"{atlas.path.name}_detections.csv",
-                   mime="text/csv")
+export_table(det, "Every method's detections", atlas, STAGES, units={"ra": "deg", "dec": "deg"}, key="detections")

@@ -16,11 +16,13 @@ from galaxyml.data.survey import vote_label
 from ui import loaders
 from ui.feature_views import feature_link, search_link
 from ui.sidebar import page
+from ui.export import chart, export_gallery, export_table
 from ui.widgets import gallery, linked_choice
 
-atlas = page("Compare feature models", ":material/compare:", needs="features")
+atlas = page("Compare feature models", needs="features")
 models = [m for m in atlas.feature_models() if m in ("sae", "matryoshka", "pca")]
 sets = {m: loaders.feature_set(atlas, m) for m in models}
+STAGES = (*models, "features", "embeddings")
 
 st.caption(f"All three models read the same galaxy embeddings, those of the {atlas.embeddings_source()}.")
 st.subheader("Sparsity and fidelity")
@@ -33,6 +35,7 @@ for m in models:
                  "dense (>10% of galaxies)": f"{(live['density'] > 0.1).mean():.1%}"})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("FVU (held-out)", "FVU (train)")})
+export_table(pd.DataFrame(rows), "Sparsity and fidelity", atlas, STAGES, key="fidelity")
 l0 = {NAMES[m]: atlas.metrics(m).get("l0") for m in models}
 same_l0 = len({round(v, 1) for v in l0.values() if v is not None}) == 1
 st.caption("FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖², in the space each model was trained in, on the galaxies of the "
@@ -42,26 +45,29 @@ st.caption("FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖², in the space each m
               + "), so their FVUs do not compare at equal sparsity."))
 dens, dens_note = st.columns([2, 1])
 dens.markdown("**Feature density**")
-dens.plotly_chart(density_histograms({m: sets[m].stats["density"] for m in models}), width="stretch")
+chart(density_histograms({m: sets[m].stats["density"] for m in models}), "Feature density", atlas, STAGES, where=dens)
 dens_note.caption("How many galaxies each feature fires on. An SAE's features should spread over the rare end "
                   "(specific structures) with few dense ones; each PCA feature is one sign of a component, so it "
                   "fires on about half the galaxies.")
 curves, groups = st.columns(2)
 hist = {m: atlas.load_json(m, "history.json") for m in models if m != "pca"}
 curves.markdown("**Training curves**")
-curves.plotly_chart(training_curves(hist), width="stretch")
+chart(training_curves(hist), "Training curves", atlas, STAGES, where=curves)
 if "matryoshka" in models and "group_fvu" in atlas.metrics("matryoshka"):
     groups.markdown("**Matryoshka: FVU using only the first groups**")
     sizes = atlas.load_json("matryoshka", "config.json")["group_sizes"]
-    groups.plotly_chart(group_fvu(atlas.metrics("matryoshka")["group_fvu"], sizes), width="stretch")
+    chart(group_fvu(atlas.metrics("matryoshka")["group_fvu"], sizes), "Matryoshka FVU by groups", atlas,
+          ("matryoshka",), where=groups)
 
 st.subheader("Interpretability")
 if all(sets[m].rho is not None and len(sets[m].rho.columns) for m in models):
     best_rho = {m: sets[m].best_abs_rho() for m in models}
     order = best_rho[models[0]].sort_values(ascending=False).index
     st.markdown("**Best |Spearman ρ| with each property**")
-    st.plotly_chart(property_dots({m: best_rho[m][order] for m in models}, "|ρ| of the best feature"),
-                    width="stretch")
+    chart(property_dots({m: best_rho[m][order] for m in models}, "|ρ| of the best feature"),
+          "Best Spearman rho per property (test)", atlas, STAGES)
+    export_table(pd.DataFrame({NAMES[m]: best_rho[m][order] for m in models}).rename_axis("property").reset_index(),
+                 "Best |rho| per property", atlas, STAGES, key="best_rho")
     held = all(sets[m].best_by_property is not None for m in models)
     st.caption("Each model's best feature for a property is chosen on the validation galaxies and its |ρ| is "
                "measured on the test galaxies (choosing the best of many features and scoring it on the same "
@@ -98,7 +104,7 @@ if all(sets[m].rho is not None and len(sets[m].rho.columns) for m in models):
     novel = {m: sets[m].stats.loc[~sets[m].stats["dead"], "novelty"] for m in models}
     left, right = st.columns(2)
     left.markdown("**Novelty of live features**")
-    left.plotly_chart(novelty_histograms(novel), width="stretch")
+    chart(novelty_histograms(novel), "Novelty of live features", atlas, STAGES, where=left)
     if all(sets[m].truth_alignment is not None for m in models):
         align = {m: sets[m].truth_alignment.set_index("factor")["auroc"] for m in models}
         factors = align[models[0]].index
@@ -106,7 +112,8 @@ if all(sets[m].rho is not None and len(sets[m].rho.columns) for m in models):
         if probes.reindex(factors).notna().any():
             align["probe"] = probes.reindex(factors)
         right.markdown("**Truth alignment: best feature's AUROC per generating factor (mock)**")
-        right.plotly_chart(grouped_bars(align, "AUROC", height=300, yrange=[0.5, 1]), width="stretch")
+        chart(grouped_bars(align, "AUROC", height=300, yrange=[0.5, 1]), "Truth alignment (test)", atlas,
+              (*STAGES, "probes"), where=right)
         right.caption("Each model's feature for a factor is chosen on the validation galaxies; its AUROC is "
                       "measured on the test galaxies.")
         if "probe" in align:
@@ -135,6 +142,9 @@ if all(sets[m].rho is not None and len(sets[m].rho.columns) for m in models):
                 f"{vote_label(a)} {d:+.2f}" for a, d in zip(top["answer"], top["delta"])))
         with col:
             gallery(np.asarray(thumbs[gal[:12]]), [f"{a:.3g}" for a in val[:12]], width=72)
+            export_gallery(np.asarray(thumbs[gal[:12]]), catalog_ids[gal[:12]], f"{NAMES[m]} feature {f}: best for "
+                           f"{prop}", atlas, (m, "features", "thumbnails"), values=val[:12], value_label="activation",
+                           key=f"best_{m}")
         if m == models[0] and len(gal):
             first_top = catalog_ids[int(gal[0])]
 

@@ -14,7 +14,8 @@ from ui import loaders
 from ui.feature_views import feature_link, search_link
 from ui.map_events import hovered_row, map_selection
 from ui.sidebar import page
-from ui.widgets import gallery, linked_choice
+from ui.export import chart, export_figure, export_gallery, export_table
+from ui.widgets import bad_link, gallery, linked_choice
 
 SPACES = {"embeddings": "Embeddings", "codes": "Sparse codes"}
 FEATURE_PREFIX = "sae:"
@@ -24,7 +25,8 @@ KS_SAMPLE = 10_000
 MAP_KEY = "explore_map"
 DRAG_MODES = {"lasso": "lasso", "box": "select", "pan": "pan", "zoom": "zoom"}
 
-atlas = page("Explore", ":material/scatter_plot:", needs="umap")
+atlas = page("Explore", needs="umap")
+STAGES = ("umap", "embeddings", "survey", "thumbnails")
 catalog = loaders.catalog(atlas)
 ids = catalog["galaxy_id"].to_numpy().astype(str)
 row_of = loaders.galaxy_rows(atlas)
@@ -63,7 +65,7 @@ def choose_filters(where) -> dict[str, tuple[float, float]]:
     try:
         linked = parse_filters(st.query_params.get("filter", ""), numeric)
     except ValueError as e:
-        st.warning(f"?filter= {e}; no filter applied.", icon=":material/link_off:")
+        bad_link(f"?filter= {e}; no filter applied.")
         linked = {}
     ranges = {}
     with where.popover("Filters" + (f" ({len(linked)})" if linked else ""), icon=":material/filter_alt:",
@@ -104,8 +106,7 @@ def current_selection(coords: np.ndarray, in_view: np.ndarray) -> tuple[np.ndarr
         linked = parse_id_list(st.query_params.get("ids", ""))
         unknown = [g for g in linked if g not in row_of]
         if unknown:
-            st.warning(f"?ids= names {len(unknown)} galaxies not in this atlas (e.g. {unknown[0]}); they are left "
-                       "out.", icon=":material/link_off:")
+            bad_link(f"?ids= names {len(unknown)} galaxies not in this atlas (e.g. {unknown[0]}); they are left out.")
         selected, source = np.unique([row_of[g] for g in linked if g in row_of]).astype(np.int64), "from the link"
     selected = np.intersect1d(selected, in_view)
     if len(selected) and len(selected) <= MAX_LINK_IDS:
@@ -124,6 +125,7 @@ def draw_map(coords, in_view, values, colour_title, selected, source, drag, view
     mask = np.isin(in_view, selected) if len(selected) and redraw else None
     fig = map_figure(coords, in_view, ids[in_view], values, colour_title, mask, dragmode=DRAG_MODES[drag])
     st.plotly_chart(fig, key=MAP_KEY, width="stretch", config={"displaylogo": False, "scrollZoom": True})
+    export_figure(fig, f"UMAP of the {SPACES[view_key[0]].lower()}, coloured by {view_key[1]}", atlas, STAGES, key="map")
 
 
 @st.fragment
@@ -172,13 +174,14 @@ def property_tab(selected: np.ndarray, in_view: np.ndarray) -> None:
     cols = st.columns(3)
     for i, col in enumerate(shifts["property"].head(3)):
         v = pd.to_numeric(catalog[col], errors="coerce").to_numpy(np.float64)
-        cols[i].plotly_chart(selection_histogram(v[selected], v[np.setdiff1d(in_view, selected)], title_of(col)),
-                             width="stretch", key=f"hist_{col}")
+        chart(selection_histogram(v[selected], v[np.setdiff1d(in_view, selected)], title_of(col)),
+              f"Selection against the survey: {col}", atlas, STAGES, where=cols[i], key=f"hist_{col}")
     st.dataframe(shifts.head(20), hide_index=True, width="stretch", column_config={
         "selection_median": st.column_config.NumberColumn(format="%.3g"),
         "survey_median": st.column_config.NumberColumn(format="%.3g"),
         "ks": st.column_config.NumberColumn("KS statistic", format="%.2f"),
         "p": st.column_config.NumberColumn(format="%.1e"), "q": st.column_config.NumberColumn(format="%.1e")})
+    export_table(shifts, "Property shifts of the selection", atlas, STAGES, key="shifts")
     st.caption("Two-sample Kolmogorov-Smirnov test of each property, the selection against the other galaxies "
                f"in view (at most {KS_SAMPLE:,} drawn from each, seeded); q: Benjamini-Hochberg corrected over the "
                "properties.")
@@ -204,6 +207,8 @@ def enrichment_tab(selected: np.ndarray, in_view: np.ndarray) -> None:
                          "survey_rate": st.column_config.NumberColumn("fires in survey", format="percent"),
                          "ratio": st.column_config.NumberColumn("enrichment", format="%.1f×"),
                          "q": st.column_config.NumberColumn(format="%.1e")})
+        export_table(top.drop(columns=["atlas"]), "Enriched SAE features", atlas, (*STAGES, "sae", "features"),
+                     key="enriched")
     st.caption(f"A feature fires in a galaxy when it is among its top-k activations. One-sided hypergeometric "
                f"test (Fisher's exact) of the selection's count against the {len(in_view):,} galaxies in view, "
                f"Benjamini-Hochberg q over all {fs.n_features} features; {len(significant)} with q < 0.05.")
@@ -215,9 +220,12 @@ def show_selection(selected: np.ndarray, in_view: np.ndarray, source: str) -> No
     gallery(np.asarray(thumbs[shown]), [str(ids[r]) for r in shown], width=96)
     if len(selected) > GALLERY:
         st.caption(f"{GALLERY} of the {len(selected):,} selected galaxies, evenly spaced through the selection.")
-    st.download_button("Selected galaxies (CSV)", lambda: catalog.iloc[selected].to_csv(index=False).encode(),
-                       file_name=f"selection_{atlas.name}.csv", mime="text/csv", icon=":material/download:",
-                       on_click="ignore")
+    c1, c2, _ = st.columns([1, 1, 4])
+    with c1:
+        export_gallery(np.asarray(thumbs[shown]), ids[shown], f"Selection of {len(selected):,} galaxies", atlas,
+                       STAGES, key="selection")
+    with c2:
+        export_table(catalog.iloc[selected], "Selected galaxies", atlas, STAGES, key="selection")
     if len(selected) > MAX_LINK_IDS:
         st.caption(f"The link of this page keeps the filters but not a selection of more than {MAX_LINK_IDS} galaxies.")
     tab_props, tab_feats = st.tabs(["Properties against the survey", "Enriched sparse features"])

@@ -18,9 +18,10 @@ from galaxyml.viz.predictions import (
 from ui import loaders
 from ui.feature_views import feature_link, search_link
 from ui.sidebar import page
-from ui.widgets import gallery, linked_choice, png_bytes
+from ui.export import chart, export_gallery, export_table
+from ui.widgets import gallery, linked_choice, linked_selectbox
 
-atlas = page("Predictions", ":material/query_stats:", needs=("sfnet_metallicity", "sfnet_bpt", "probes"))
+atlas = page("Predictions", needs=("sfnet_metallicity", "sfnet_bpt", "probes"))
 models = [m for m in ("sfnet_metallicity", "sfnet_bpt") if atlas.ready(m)]
 units = atlas.survey_meta().get("units", {})
 catalog = loaders.catalog(atlas)
@@ -71,28 +72,35 @@ def scores(met: dict, target: str, unit: str, floor: float | None) -> None:
                f"{met['best_epoch']}.")
 
 
-def residual_figures(test, target: str, label: str, floor: float | None) -> None:
+def stages(model: str) -> tuple[str, ...]:
+    """The stages behind a figure of this network's predictions."""
+    return (model, "survey", "thumbnails")
+
+
+def residual_figures(model: str, test, target: str, label: str, floor: float | None) -> None:
     """Predicted against true, and the residuals binned against a property of the user's choice."""
     true, pred = test[f"true_{target}"].to_numpy(), test[f"pred_{target}"].to_numpy()
     left, right = st.columns(2)
     with left:
         st.markdown("**Predicted against true** (test galaxies)")
-        st.plotly_chart(predicted_vs_true(true, pred, label, floor), width="stretch")
+        chart(predicted_vs_true(true, pred, label, floor), f"{model} {target}: predicted against true (test)", atlas,
+              stages(model))
     with right:
         props = loaders.continuous_columns(atlas)
         default = next((c for c in ("log_mstar", "mag_r", target) if c in props), props[0] if props else None)
         if default:
-            prop = st.selectbox("Residuals against", props, index=props.index(default))
+            prop = linked_selectbox("Residuals against", props, "residuals", default, "a catalog property")
             x = catalog[prop].to_numpy()[test.index.to_numpy()]
-            st.plotly_chart(binned_residuals(x, pred - true, axis_label(prop, units.get(prop, "")),
-                                             f"predicted − true {label}", floor=floor), width="stretch")
+            chart(binned_residuals(x, pred - true, axis_label(prop, units.get(prop, "")), f"predicted − true {label}",
+                                   floor=floor), f"{model} {target}: residuals against {prop} (test)", atlas,
+                  stages(model))
 
 
 def k_sweep(model: str, target: str, unit: str, floor: float | None) -> None:
     sweep = loaders.sfnet_sweep(atlas, model)
     if len(sweep) > 1:
         st.markdown("**Test RMSE against the number of active features k**")
-        st.plotly_chart(rmse_vs_k(sweep, target, unit, floor), width="stretch")
+        chart(rmse_vs_k(sweep, target, unit, floor), f"{model} {target}: test RMSE against k", atlas, stages(model))
     else:
         st.caption("One k trained. Set `--set " + model + ".k_sweep=[1,2,4,8,16,32,0]` (the *full* preset does) to see "
                    "how the error grows as fewer features are kept.")
@@ -104,13 +112,19 @@ def bpt_section(test) -> None:
     pred_cls = bpt_classify(test["pred_n2"], test["pred_o3"])
     agrees = true_cls == pred_cls
     b1, b2 = st.columns([3, 2])
-    which = b1.radio("Place galaxies at their", ["predicted", "true"], horizontal=True,
+    places = ["predicted", "true"]
+    which = linked_choice("bpt", places, "predicted", "predicted or true")
+    which = b1.radio("Place galaxies at their", places, horizontal=True, index=places.index(which),
                      format_func=lambda w: f"{w} line ratios")
-    b1.plotly_chart(bpt_diagram(test[f"{which[:4]}_n2"].to_numpy(), test[f"{which[:4]}_o3"].to_numpy(), agrees,
-                                f"{which.capitalize()} line ratios, coloured by class agreement"), width="stretch")
+    st.query_params["bpt"] = which
+    chart(bpt_diagram(test[f"{which[:4]}_n2"].to_numpy(), test[f"{which[:4]}_o3"].to_numpy(), agrees,
+                      f"{which.capitalize()} line ratios, coloured by class agreement"),
+          f"BPT diagram at {which} line ratios (test)", atlas, stages("sfnet_bpt"), where=b1)
     b2.markdown(f"**BPT classes** (test galaxies): {agrees.mean():.1%} predicted in their true class")
     confusion = bpt_confusion(true_cls, pred_cls)
     b2.dataframe(confusion, width="stretch")
+    with b2:
+        export_table(confusion.reset_index(names="true class"), "BPT confusion table", atlas, stages("sfnet_bpt"))
     note = "Rows: true class; columns: predicted class (test galaxies with all four lines)."
     if atlas.is_mock and "composite" in confusion.index and confusion.loc["composite"].sum() == 0:
         note += (" The mock places star-forming galaxies below the Kauffmann line and AGN above the Kewley "
@@ -127,11 +141,13 @@ def outliers(model: str, target: str, table, test, label: str) -> np.ndarray:
     captions = [f"{p:.2f} vs {t:.2f}" for p, t in zip(pred[worst], true[worst])]
     gallery(np.asarray(thumbs[rows]), captions)
     st.caption(f"The 12 test galaxies with the largest |predicted − true| {label}; captions: predicted vs true.")
-    c1, c2 = st.columns(2)
-    c1.download_button("Outliers (PNG)", png_bytes(np.asarray(thumbs[rows]), captions),
-                       file_name=f"{model}_{target}_outliers.png", mime="image/png")
-    c2.download_button("All predictions (CSV)", lambda: table.to_csv(index=False), file_name=f"{model}_predictions.csv",
-                       mime="text/csv", on_click="ignore")
+    c1, c2, _ = st.columns([1, 1, 4])
+    ids = catalog["galaxy_id"].to_numpy()[rows]
+    with c1:
+        export_gallery(np.asarray(thumbs[rows]), ids, f"{model} {target}: worst test outliers", atlas, stages(model),
+                       values=[f"pred {c}" for c in captions])
+    with c2:
+        export_table(table, f"{model} predictions", atlas, stages(model), key="predictions")
     return rows
 
 
@@ -180,14 +196,15 @@ def drill_down(model: str, met: dict, table, target: str, rows: np.ndarray, unit
                   f"**{'—' if not np.isfinite(truth) else f'{truth:.3f}'}** {unit}  \n"
                   f"{split_name} galaxy")
     names = [f"#{f} · {lab[:40]}" if lab else f"#{f}" for f, lab in zip(active["feature"], active["label"])]
-    right.plotly_chart(contributions_bars(names, active["contribution"].to_numpy(), float(bias[j]), label),
-                       width="stretch")
+    chart(contributions_bars(names, active["contribution"].to_numpy(), float(bias[j]), label),
+          f"{model} {target}: feature contributions for {galaxy_id}", atlas, stages(model), where=right)
     right.caption(f"{len(active)} active features; each bar is activation × head weight, and the bias plus the "
                   f"bars is the prediction ({total:.3f}). Open a feature in the table to see the galaxies it fires on.")
     st.dataframe(active, hide_index=True, width="stretch", column_config={
         "open": st.column_config.LinkColumn("atlas", display_text="open feature"),
         "contribution": st.column_config.NumberColumn(format="%+.4f"),
         "activation": st.column_config.NumberColumn(format="%.4f")})
+    export_table(active.drop(columns=["open"]), f"features of {galaxy_id}", atlas, stages(model), key="contrib")
 
 
 def sfnet_section(model: str) -> None:
@@ -200,7 +217,7 @@ def sfnet_section(model: str) -> None:
     floor = loaders.prediction_floors(atlas).get(target) or met["test"][target].get("floor")
     scores(met, target, unit, floor)
     test = table[table["test"] & table["has_target"]]
-    residual_figures(test, target, label, floor)
+    residual_figures(model, test, target, label, floor)
     k_sweep(model, target, unit, floor)
     if model == "sfnet_bpt" and {"true_n2", "true_o3", "pred_n2", "pred_o3"} <= set(table.columns):
         bpt_section(test)
@@ -218,7 +235,8 @@ def probes_section() -> None:
                    f"{atlas.embeddings_source()}) to each catalog property, fitted and cross-validated on the "
                    f"{atlas.metrics('probes').get('n_galaxies', 0):,} held-out galaxies (validation and test splits), "
                    "which no network of the atlas trained on.")
-        st.plotly_chart(probe_scores(probes), width="stretch")
+        chart(probe_scores(probes), "Linear probes of the embeddings (held-out)", atlas, ("probes", "embeddings"))
+        export_table(probes, "linear probes", atlas, ("probes", "embeddings"), key="probes")
         shown, encoder = probes, loaders.encoder_probes(atlas)
         if encoder is not None:  # the same probes of the astroPT-style encoder's embeddings, for comparison
             met = atlas.metrics("probes")  # the stage's medians of both tables

@@ -15,13 +15,15 @@ from galaxyml.search import example_scores, nearest_galaxy, parse_position
 from ui import loaders
 from ui.feature_views import feature_link
 from ui.sidebar import page
+from ui.export import export_gallery, export_table
 from ui.widgets import cutout_uploader, gallery, linked_choice, read_cutout
 
 SPACES = {"embeddings": "Embeddings (cosine)", "codes": "Sparse codes of the TopK SAE (cosine)"}
 MODES = {"galaxy": "A galaxy", "position": "A sky position", "image": "An image", "examples": "Examples"}
 FAR_ARCSEC = 10.0
 
-atlas = page("Search", ":material/travel_explore:", needs="index")
+atlas = page("Search", needs="index")
+STAGES = ("index", "embeddings", "survey", "thumbnails")
 catalog = loaders.catalog(atlas)
 ids = catalog["galaxy_id"].to_numpy()
 row_of = loaders.galaxy_rows(atlas)
@@ -36,6 +38,7 @@ mode = st.segmented_control("Find galaxies like", list(MODES), default=mode, for
 st.query_params["by"] = mode
 k = st.slider("Results", 6, 60, int(st.query_params.get("k", 18)) if str(st.query_params.get("k", "")).isdigit() else 18,
               step=6)
+st.query_params["k"] = str(k)
 vectors = loaders.search_vectors(atlas, space)
 fs = loaders.feature_set(atlas, "sae") if atlas.ready("features") and "sae" in atlas.feature_models() else None
 
@@ -63,8 +66,13 @@ def show_results(rows: np.ndarray, scores: np.ndarray, query: set[int], label: s
         if col in catalog:
             table[col] = catalog[col].to_numpy()[rows]
     st.dataframe(table, hide_index=True, width="stretch")
-    st.download_button("Results (CSV)", table.to_csv(index=False).encode(), file_name=f"search_{atlas.name}.csv",
-                       mime="text/csv", icon=":material/download:")
+    c1, c2, _ = st.columns([1, 1, 4])
+    title = f"Search results ({SPACES[space].split(' (')[0].lower()})"
+    with c1:
+        export_gallery(np.asarray(thumbs[rows]), ids[rows], title, atlas, STAGES, values=scores, value_label=label,
+                       key="results")
+    with c2:
+        export_table(table, "Search results", atlas, STAGES, key="results")
 
 
 def feature_links(features) -> str:

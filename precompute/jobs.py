@@ -14,7 +14,7 @@ from pathlib import Path
 
 from precompute import lock
 from precompute.config import ConfigError, preset_path, read_preset
-from precompute.progress import BuildProgress, read_events, summarise
+from precompute.progress import TERMINAL, BuildProgress, ProgressLog, read_events, summarise
 from precompute.source import recorded, user_survey
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,8 @@ def cancel_build(run_dir: Path) -> bool:
     pid = (holder or {}).get("pid")
     if not pid or lock.process_start_time(pid) != holder.get("start_time") or not lock.holds_lock_file(pid, run_dir):
         return False
+    events = read_events(run_dir)
+    started = bool(events) and events[-1].get("event") not in TERMINAL  # else the last events are an older build's
     try:
         if os.getpgid(pid) == pid:
             os.killpg(pid, signal.SIGTERM)
@@ -92,4 +94,6 @@ def cancel_build(run_dir: Path) -> bool:
             os.kill(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return False
+    if not started:  # stopped while still loading: it records nothing itself, so the run would look untouched
+        ProgressLog(run_dir).emit("cancelled", message="cancelled before its first stage")
     return True

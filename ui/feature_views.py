@@ -7,6 +7,7 @@ import streamlit as st
 
 from galaxyml.features import FeatureSet
 from galaxyml.viz.features import correlation_bars
+from ui.export import chart
 from ui.widgets import gallery
 
 
@@ -31,14 +32,14 @@ def neighbour_links(title: str, features: np.ndarray, values: np.ndarray | None,
     st.markdown("\n".join(lines) or "none")
 
 
-def correlations(fs: FeatureSet, feature: int) -> None:
+def correlations(fs: FeatureSet, feature: int, atlas, stages: tuple[str, ...]) -> None:
     if fs.rho is None:
         st.caption("No property correlations in this atlas (rebuild the features stage).")
         return
     if not len(fs.rho.columns):
         st.caption("The catalog has no property that varies over the held-out galaxies to correlate with.")
         return
-    st.plotly_chart(correlation_bars(fs.rho.iloc[feature]), width="stretch")
+    chart(correlation_bars(fs.rho.iloc[feature]), f"feature {feature}: property correlations", atlas, stages)
     st.caption("Spearman ρ on the held-out galaxies (validation and test splits), which no model here trained on.")
 
 

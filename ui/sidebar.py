@@ -15,6 +15,7 @@ from precompute.jobs import build_status, cancel_build, start_build
 from precompute.lock import BuildLocked
 from precompute.progress import BuildProgress
 from ui import loaders
+from ui.export import screenshot_control
 
 DEFAULT_PRESET = "demo"
 PAGES = (
@@ -28,6 +29,8 @@ PAGES = (
     ("pages/clusters.py", "Clusters", ":material/hub:"),
 )
 POLL_S = 1.5
+FAVICON = str(Path(__file__).with_name("favicon.png"))
+"""The tab icon, served by the app itself (a Material icon name would be fetched from Google's servers)."""
 
 
 @dataclass
@@ -66,6 +69,11 @@ def _start(run: str, preset: str) -> None:
         st.toast(f"Started building '{run}' ({preset}).", icon=":material/play_arrow:")
     except (BuildLocked, ConfigError, PermissionError, ValueError) as e:
         st.session_state["build_error"] = str(e)
+
+
+def _on_start() -> None:
+    preset = st.session_state["build_preset"]
+    _start(str(st.session_state.get("build_run", "")).strip() or preset, preset)
 
 
 def _build_panel(run_dir: Path) -> None:
@@ -107,14 +115,13 @@ def build_control(run: str, run_dir: Path, running: bool) -> None:
     with st.form("start_build", border=False):
         presets = preset_names()
         described = {p: _description(p) for p in presets}
-        preset = st.selectbox("Preset", presets, key="build_preset",
-                              index=presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
-                              help=" · ".join(f"**{p}**: {d}" for p, d in described.items()))
-        name = st.text_input("Run name", value=run, key="build_run", help="Folder under the atlas home; an existing run resumes "
-                             "and rebuilds only stages whose settings changed.")
-        if st.form_submit_button("Start build", icon=":material/play_arrow:", key="start_build_submit"):
-            _start(name.strip() or preset, preset)
-            st.rerun()
+        st.selectbox("Preset", presets, key="build_preset",
+                     index=presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
+                     help=" · ".join(f"**{p}**: {d}" for p, d in described.items()))
+        st.text_input("Run name", value=run, key="build_run", help="Folder under the atlas home; an existing run resumes "
+                      "and rebuilds only stages whose settings changed.")
+        st.form_submit_button("Start build", icon=":material/play_arrow:", key="start_build_submit",
+                              on_click=_on_start)  # a callback: it runs before the atlas picker is drawn
     if err := st.session_state.pop("build_error", ""):
         st.error(err)
 
@@ -132,6 +139,7 @@ def sidebar() -> Selection:
         if names:
             st.session_state["run"] = run
             st.selectbox("Atlas", names, key="run", on_change=_on_run_change, help=f"Runs under {home()}")
+            st.query_params["run"] = run  # a link names its atlas, so it opens the same view after another build
         else:
             st.caption(f"No atlas yet under `{home()}`.")
         run_dir = home() / run
@@ -150,15 +158,18 @@ def sidebar() -> Selection:
                        f"{describe(atlas.stale)}. The next build of **{run}** rebuilds them.",
                        icon=":material/report:")
         build_control(run, run_dir, status.state == "running")
+        if atlas is not None:
+            st.subheader("Export", divider="gray")
+            screenshot_control()
     return Selection(run, run_dir, atlas, status, error)
 
 
-def page(title: str, icon: str, needs: str | tuple[str, ...]) -> Atlas:
+def page(title: str, needs: str | tuple[str, ...]) -> Atlas:
     """Set up a page: config, the shared sidebar, the title; stop with a notice until the atlas has
     the stage ``needs`` (with a tuple: any one of them); label mock data. Returns the atlas."""
     from ui.widgets import mock_badge, waiting_for
 
-    st.set_page_config(page_title=f"{title} · Galaxy Feature Atlas", page_icon=icon, layout="wide")
+    st.set_page_config(page_title=f"{title} · Galaxy Feature Atlas", page_icon=FAVICON, layout="wide")
     sel = sidebar()
     st.title(title)
     needs = (needs,) if isinstance(needs, str) else needs

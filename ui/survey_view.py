@@ -8,7 +8,8 @@ import streamlit as st
 from galaxyml.atlas import Atlas
 from galaxyml.viz.survey import flag_examples, histogram_figure, relations_figure
 from ui import loaders
-from ui.widgets import gallery
+from ui.export import chart
+from ui.widgets import gallery, linked_selectbox
 
 
 def survey_view(atlas: Atlas) -> None:
@@ -16,9 +17,12 @@ def survey_view(atlas: Atlas) -> None:
     meta = atlas.survey_meta()
     units = meta.get("units", {})
     st.markdown("#### Survey")
-    if not st.toggle("Show the survey: galaxies per structure, property histograms, scaling relations",
-                     key="survey_view"):
+    shown = st.toggle("Show the survey: galaxies per structure, property histograms, scaling relations",
+                      value=st.query_params.get("survey") == "1", key="survey_view")
+    if not shown:
+        st.query_params.pop("survey", None)
         return
+    st.query_params["survey"] = "1"
     if atlas.ready("thumbnails"):
         thumbs = loaders.thumbnails(atlas)
         for flag, idx in flag_examples(cat).items():
@@ -26,12 +30,14 @@ def survey_view(atlas: Atlas) -> None:
             st.caption(f"**{flag.replace('_', ' ')}** · {share:.1%} of galaxies")
             gallery(np.asarray(thumbs[idx]), cat["galaxy_id"].iloc[idx].str.rsplit("-", n=1).str[-1].tolist(), width=80)
     numeric = [c for c in cat.columns if c not in ("galaxy_id",) and cat[c].dtype.kind in "fi" and cat[c].nunique() > 5]
-    default = numeric.index("log_mstar") if "log_mstar" in numeric else 0
-    column = st.selectbox("Property histogram", numeric, index=default)
-    st.plotly_chart(histogram_figure(cat, column, units.get(column, "")), width="stretch")
+    if not numeric:
+        st.caption("The catalog has no numeric property with more than 5 distinct values to plot.")
+        return
+    column = linked_selectbox("Property histogram", numeric, "property", "log_mstar", "a numeric catalog column")
+    chart(histogram_figure(cat, column, units.get(column, "")), f"Survey: {column} histogram", atlas, ("survey",))
     if {"log_mstar", "oh_12", "log_sfr", "r50_kpc", "quenched"} <= set(cat.columns):
         floors = loaders.prediction_floors(atlas)
-        st.plotly_chart(relations_figure(cat), width="stretch")
+        chart(relations_figure(cat), "Survey: scaling relations", atlas, ("survey",))
         legend = ("Blue: star-forming galaxies (size-mass: late types, B/T ≤ 0.5); red: quenched galaxies "
                   "(size-mass: early types); orange: AGN. White lines: the relations the mock draws from "
                   "(BPT: dashed Kauffmann, solid Kewley; size-mass: solid late types, dotted early types).")

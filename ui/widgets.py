@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
-from galaxyml.viz.images import gallery_image
+
+def bad_link(message: str) -> None:
+    """Say that part of the link names something this atlas does not have, with a way back home."""
+    run = st.query_params.get("run")
+    home_link = f"/?run={run}" if run else "/"
+    st.warning(f"{message} [Open the home page]({home_link}) to see what this atlas holds.", icon=":material/link_off:")
 
 
 def linked_choice(key: str, options: Sequence[str], default: str, what: str) -> str:
@@ -21,7 +24,7 @@ def linked_choice(key: str, options: Sequence[str], default: str, what: str) -> 
     if wanted in options:
         return wanted
     shown = ", ".join(map(str, list(options)[:6])) + (", ..." if len(options) > 6 else "")
-    st.warning(f"?{key}={wanted} is not {what} ({shown}); showing {default}.", icon=":material/link_off:")
+    bad_link(f"?{key}={wanted} is not {what} ({shown}); showing {default}.")
     return default
 
 
@@ -33,13 +36,6 @@ def mock_badge(is_mock: bool) -> None:
 def gallery(images: np.ndarray, captions: Sequence[str], width: int = 104) -> None:
     """Thumbnails in a grid, each with its caption."""
     st.image([np.asarray(im) for im in images], caption=list(captions), width=width)
-
-
-def png_bytes(images: np.ndarray, captions: Sequence[str], columns: int = 6) -> bytes:
-    """A gallery as a PNG file (for the download button)."""
-    buf = io.BytesIO()
-    Image.fromarray(gallery_image(np.asarray(images), captions, columns)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def waiting_for(stages: str | tuple[str, ...], selection) -> None:
@@ -85,3 +81,29 @@ def read_cutout(atlas, upload, size: int | None = None) -> np.ndarray | None:
     except UploadError as e:
         st.error(str(e))
         return None
+
+
+def linked_selectbox(label: str, options: Sequence[str], param: str, default: str | None = None, what: str = "",
+                     where=st, **kwargs) -> str:
+    """A select box whose choice lives in ``?param=`` (so that the link reproduces it)."""
+    options = list(options)
+    wanted = linked_choice(param, options, default if default in options else options[0], what or f"a {label.lower()}")
+    value = where.selectbox(label, options, index=options.index(wanted), **kwargs)
+    st.query_params[param] = value
+    return value
+
+
+def linked_int(param: str, default: int, lo: int, hi: int | None = None) -> int:
+    """The integer in ``?param=`` when it is one within [lo, hi], else ``default`` (a bad value is named)."""
+    raw = st.query_params.get(param)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < lo or (hi is not None and value > hi):
+        bad_link(f"?{param}={raw} is not a whole number from {lo:,}" + (f" to {hi:,}" if hi is not None else "")
+                 + f"; showing {default:,}.")
+        return default
+    return value
