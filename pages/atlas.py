@@ -147,12 +147,15 @@ def top_galaxies(fs, model: str, feature: int) -> tuple[np.ndarray, np.ndarray]:
         gallery(top_thumbs, [f"{a:.3g}" for a in val])
         table = pd.DataFrame({"rank": np.arange(1, len(gal) + 1), "galaxy_id": ids, "activation": val})
         title = f"{FEATURE_MODELS.get(model, model)} feature {feature}: top {len(gal)} galaxies"
-        c1, c2, _ = st.columns([1, 1, 4])
+        c1, c2, c3, _ = st.columns([1, 1, 1, 2])
         with c1:
             export_gallery(top_thumbs, ids, title, atlas, stages(model), values=val, value_label="activation")
         with c2:
             export_table(table.merge(catalog, on="galaxy_id", how="left"), title, atlas, stages(model),
                          units={"activation": ""}, key="top")
+        with c3:
+            export_table(fs.stats, f"{FEATURE_MODELS.get(model, model)} feature statistics", atlas, stages(model),
+                         key="stats", label="Export every feature's statistics")
     return gal, ids
 
 
@@ -249,8 +252,11 @@ histogram_and_correlations(fs, model, feature)
 if has_vote_effects(atlas, model) and len(gal):
     vote_effects(model, feature)
 related_features(fs, model, feature)
-if st.toggle("Show activation-quantile and random examples"):
+if st.toggle("Show activation-quantile and random examples", value=st.query_params.get("examples") == "1"):
+    st.query_params["examples"] = "1"
     example_galleries(fs, feature, thumbs)
+else:
+    st.query_params.pop("examples", None)
 st.subheader("Galaxy drill-down")
 if len(gal):
     galaxy_drill_down(fs, model, gal, ids)

@@ -101,55 +101,6 @@ def test_deep_link_on_a_fresh_server_shows_the_full_page(server, quick_home, tmp
     assert "Traceback" not in server_log, server_log[-2000:]
 
 
-def test_predictions_deep_link_draws_its_figures(server, quick_home, tmp_path):
-    sync_api = _require_browser()
-    url, log_path = server
-    table = Atlas.open(quick_home / "quick").predictions("sfnet_bpt")
-    galaxy = table.loc[table["test"] & table["has_target"], "galaxy_id"].iloc[0]
-    with _browser_page(sync_api) as page:
-        page.goto(f"{url}/predictions?model=sfnet_bpt&target=o3&galaxy={galaxy}", wait_until="domcontentloaded")
-        page.get_by_text("BPT classes").wait_for(timeout=60_000)
-        page.get_by_text("Linear probes of the embeddings").wait_for(timeout=60_000)
-        # density scatter, residuals, BPT diagram, contributions, probes: every figure is drawn
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=60_000)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert "target=o3" in page.url and f"galaxy={galaxy}" in page.url
-        page.screenshot(path=str(tmp_path / "predictions.png"), full_page=True)
-    assert "Traceback" not in log_path.read_text()
-
-
-def test_compare_deep_link_draws_every_figure(server, quick_home, tmp_path):
-    sync_api = _require_browser()
-    url, log_path = server
-    galaxy = Atlas.open(quick_home / "quick").catalog()["galaxy_id"].iloc[3]
-    with _browser_page(sync_api) as page:
-        page.goto(f"{url}/compare?property=oh_12&galaxy={galaxy}", wait_until="domcontentloaded")
-        page.get_by_text("One galaxy through each model").wait_for(timeout=60_000)
-        # density, training curves, Matryoshka groups, max |rho| dots, novelty, truth alignment
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        page.get_by_text(galaxy, exact=True).first.wait_for(timeout=30_000)  # the deep-linked galaxy is shown
-        assert "property=oh_12" in page.url and f"galaxy={galaxy}" in page.url
-        page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
-    assert "Traceback" not in log_path.read_text()
-
-
-def test_search_deep_link_shows_neighbours_and_the_retrieval_table(server, quick_home, tmp_path):
-    sync_api = _require_browser()
-    url, log_path = server
-    galaxy = Atlas.open(quick_home / "quick").catalog()["galaxy_id"].iloc[11]
-    with _browser_page(sync_api) as page:
-        page.goto(f"{url}/search?space=codes&galaxy={galaxy}", wait_until="domcontentloaded")
-        page.get_by_text("How well neighbours share a structure").wait_for(timeout=60_000)
-        page.get_by_text(f"query: {galaxy}").wait_for(timeout=30_000)
-        page.wait_for_function(  # the query and its 18 neighbours are drawn
-            "document.querySelectorAll('[data-testid=\"stImageContainer\"]').length >= 19", timeout=60_000)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert "space=codes" in page.url and f"galaxy={galaxy}" in page.url
-        page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
-    assert "Traceback" not in log_path.read_text()
-
-
 def _hover_first_point(page) -> str:
     """Move the mouse onto a point of the explore map; returns the galaxy id plotly's hover label shows."""
     gd = page.locator(".st-key-explore_map .js-plotly-plot")
@@ -248,20 +199,4 @@ def test_forge_samples_stars_for_an_uploaded_cutout(server, quick_home, tmp_path
         assert page.locator('[data-testid="stException"]').count() == 0
         assert "source=image" in page.url and "galaxy=" not in page.url
         page.screenshot(path=str(tmp_path / "forge_upload.png"), full_page=True)
-    assert "Traceback" not in log_path.read_text()
-
-
-def test_clusters_deep_link_draws_the_sky_the_tile_and_the_curves(server, quick_home, tmp_path):
-    sync_api = _require_browser()
-    url, log_path = server
-    tiles = Atlas.open(quick_home / "quick").load_table("clusters", "tiles.parquet")
-    tile = int(tiles[(tiles["split"] == "test") & (tiles["has_cluster"] == 1)]["tile"].iloc[0])
-    with _browser_page(sync_api) as page:
-        page.goto(f"{url}/clusters?method=red_sequence&tile={tile}", wait_until="domcontentloaded")
-        page.get_by_text("Every finder on held-out tiles").wait_for(timeout=60_000)
-        # sky, tile, completeness / purity, colour-magnitude diagram, member sets
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=60_000)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert "method=red_sequence" in page.url and f"tile={tile}" in page.url
-        page.screenshot(path=str(os.environ.get("GALAXYML_SCREENSHOTS", tmp_path)) + "/clusters.png", full_page=True)
     assert "Traceback" not in log_path.read_text()

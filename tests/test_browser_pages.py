@@ -74,37 +74,42 @@ def browser_page(sync_api, errors: list[str]):
             browser.close()
 
 
-def _deep_links(atlas: Atlas) -> dict[str, list[str]]:
-    """Per page, the deep links a person would share (the first one is the bare page)."""
+def _deep_links(atlas: Atlas) -> dict[str, list[tuple[str, tuple[str, ...], int]]]:
+    """Per page, the deep links a person would share (the first one is the bare page), each with texts the
+    view must show and the least number of figures it must draw."""
     cat = atlas.catalog()
     test = atlas.split().test
     g = str(cat["galaxy_id"].iloc[int(test[0])])
     fs = atlas.feature_set("sae")
     feature = int(fs.stats.sort_values("density", ascending=False)["feature"].iloc[1])
+    top, _ = fs.top(feature)
     tiles = atlas.load_table("clusters", "tiles.parquet")
     tile = int(tiles[(tiles["split"] == "test") & (tiles["has_cluster"] == 1)]["tile"].iloc[0])
-    forge_g = str(cat["galaxy_id"].iloc[int(atlas.load_json("forge", "galaxies.json")["test"][0])]) \
-        if atlas.has_file("forge", "galaxies.json") else None
     ids = ",".join(cat["galaxy_id"].iloc[[int(t) for t in test[:5]]])
     return {
-        "": ["", "?survey=1&property=log_mstar"],
-        "atlas": ["atlas", f"atlas?model=sae&feature={feature}&galaxy={fs_top(fs, feature, cat)}",
-                  "atlas?model=matryoshka&feature=3"],
-        "compare": ["compare", f"compare?property=oh_12&galaxy={g}"],
-        "predictions": ["predictions", f"predictions?model=sfnet_bpt&target=o3&galaxy={g}&bpt=true&residuals=z"],
-        "explore": ["explore", f"explore?space=embeddings&colour=log_mstar&ids={ids}"],
-        "search": ["search", f"search?space=codes&by=galaxy&galaxy={g}&k=12"],
-        "forge": ["forge", "forge?flow=maf&n=4000&seed=2" + (f"&galaxy={forge_g}" if forge_g else "")],
-        "clusters": ["clusters", f"clusters?method=red_sequence&tile={tile}"],
+        "": [("", ("Atlas · quick", "Stages"), 0),
+             ("?survey=1&property=log_mstar", ("Property histogram",), 2)],
+        "atlas": [("atlas", ("Top ",), 2),
+                  (f"atlas?model=sae&feature={feature}&galaxy={cat['galaxy_id'].iloc[int(top[1])]}",
+                   (f"Top {len(top)} galaxies", "Galaxy drill-down", "features fire on this galaxy"), 2),
+                  ("atlas?model=matryoshka&feature=3&examples=1", ("Matryoshka group",), 1)],
+        "compare": [("compare", ("Sparsity and fidelity",), 5),
+                    (f"compare?property=oh_12&galaxy={g}", ("One galaxy through each model", g), 6)],
+        "predictions": [("predictions", ("Worst outliers",), 3),
+                        (f"predictions?model=sfnet_bpt&target=o3&galaxy={g}&bpt=true&residuals=z",
+                         ("BPT classes", "Linear probes of the embeddings"), 5)],
+        "explore": [("explore", ("Map quality on",), 1),
+                    (f"explore?space=embeddings&colour=log_mstar&ids={ids}", ("Selection: 5 galaxies",), 4)],
+        "search": [("search", ("How well neighbours share a structure",), 0),
+                   (f"search?space=codes&by=galaxy&galaxy={g}&k=12", (f"query: {g}",), 0)],
+        "forge": [("forge", ("Flows on held-out galaxies",), 1),
+                  ("forge?flow=maf&n=4000&seed=2", ("4,000 stars sampled from",), 1)],
+        "clusters": [("clusters", ("Every finder on held-out tiles",), 4),
+                     (f"clusters?method=red_sequence&tile={tile}", ("Colour–magnitude diagram of the tile",), 5)],
     }
 
 
-def fs_top(fs, feature: int, cat) -> str:
-    gal, _ = fs.top(feature)
-    return str(cat["galaxy_id"].iloc[int(gal[1])])
-
-
-def _visit(page, url: str, errors: list[str], shot: Path) -> None:
+def _visit(page, url: str, errors: list[str], shot: Path, texts: tuple[str, ...] = (), figures: int = 0) -> None:
     page.goto(url, wait_until="domcontentloaded")
     wait_settled(page, timeout_s=90)
     page.screenshot(path=str(shot))
@@ -112,6 +117,11 @@ def _visit(page, url: str, errors: list[str], shot: Path) -> None:
     assert exceptions.count() == 0, f"{url}: {exceptions.first.inner_text()[:500]}"
     alerts = page.locator('[data-testid="stAlertContentError"]')
     assert alerts.count() == 0, f"{url}: {alerts.first.inner_text()[:300]}"
+    main = page.locator('[data-testid="stMain"]')
+    for text in texts:
+        assert main.get_by_text(text).count() >= 1, f"{url}: '{text}' is not shown"
+    drawn = page.locator(".js-plotly-plot .main-svg").count()
+    assert drawn >= figures, f"{url}: {drawn} figures drawn, expected at least {figures}"
     assert not errors, f"{url}: {errors[:3]}"
 
 
@@ -122,9 +132,9 @@ def test_every_page_and_its_deep_links_render_without_errors(app, quick_home, tm
     shots = _shots(tmp_path)
     errors: list[str] = []
     with browser_page(sync_api, errors) as page:
-        for name, paths in links.items():
-            for i, path in enumerate(paths):
-                _visit(page, f"{url}/{path}", errors, shots / f"{name or 'home'}_{i}.png")
+        for name, views in links.items():
+            for i, (path, texts, figures) in enumerate(views):
+                _visit(page, f"{url}/{path}", errors, shots / f"{name or 'home'}_{i}.png", texts, figures)
                 assert page.locator('[data-testid="stSidebar"]').get_by_text("Precompute").is_visible()
                 assert "run=quick" in page.url  # every view's link names its atlas
                 for part in path.partition("?")[2].split("&"):
@@ -139,16 +149,13 @@ def test_every_page_and_its_deep_links_render_without_errors(app, quick_home, tm
     assert "Traceback" not in log.read_text()
 
 
-BAD_LINKS = {
-    "atlas?feature=99999": "?feature=99999 is not a feature",
-    "atlas?model=nope": "?model=nope is not",
-    "predictions?model=sfnet_nope": "?model=sfnet_nope is not",
-    "explore?colour=nope&ids=nobody": "?colour=nope is not",
-    "search?space=nope": "?space=nope is not",
-    "forge?flow=nope&n=lots": "?flow=nope is not",
-    "clusters?tile=99999&method=nope": "?method=nope is not",
-    "compare?property=nope": "?property=nope is not",
-    "atlas?run=nope": "?run=nope is not an atlas",
+BAD_LINKS = {  # a link, and the messages its view must show
+    "atlas?model=matryoshka&feature=99999": ("?feature=99999 is not a feature",),
+    "predictions?model=sfnet_nope&residuals=nope": ("?model=sfnet_nope is not", "?residuals=nope is not"),
+    "explore?colour=nope&ids=nobody": ("?colour=nope is not", "?ids= names 1 galaxies not in this atlas"),
+    "forge?flow=nope&n=lots": ("?flow=nope is not", "?n=lots is not a whole number"),
+    "clusters?tile=99999&method=nope": ("?method=nope is not", "?tile=99999 is not"),
+    "compare?property=nope&run=nope": ("?run=nope is not an atlas", "?property=nope is not"),
 }
 
 
@@ -157,13 +164,14 @@ def test_a_link_to_something_the_atlas_lacks_says_so_and_links_home(app, tmp_pat
     url, log = app
     errors: list[str] = []
     with browser_page(sync_api, errors) as page:
-        for path, message in BAD_LINKS.items():
+        for path, messages in BAD_LINKS.items():
             page.goto(f"{url}/{path}", wait_until="domcontentloaded")
             wait_settled(page, timeout_s=90)
-            warning = page.locator('[data-testid="stAlertContentWarning"]', has_text=message)
-            assert warning.count() >= 1, f"{path}: no warning '{message}'"
-            if "run=nope" not in path:
-                assert warning.first.get_by_role("link", name="Open the home page").count() == 1
+            for message in messages:
+                warning = page.locator('[data-testid="stAlertContentWarning"]', has_text=message)
+                assert warning.count() >= 1, f"{path}: no warning '{message}'"
+                if "run=" not in message:
+                    assert warning.first.get_by_role("link", name="Open the home page").count() == 1
             assert page.locator('[data-testid="stException"]').count() == 0, path
     assert not errors, errors[:3]
     assert "Traceback" not in log.read_text()

@@ -100,11 +100,12 @@ def export_gallery(images: np.ndarray, ids: Sequence[str], title: str, atlas: At
 
 
 def export_table(table: pd.DataFrame | None, title: str, atlas: Atlas, stages: Sequence[str],
-                 units: dict[str, str] | None = None, key: str | None = None) -> None:
-    """An *Export* button for a table: CSV, parquet or FITS (with units), with provenance."""
+                 units: dict[str, str] | None = None, key: str | None = None, label: str | None = None) -> None:
+    """An *Export* button (``label``, else from the title) for a table: CSV, parquet or FITS (with units), with
+    provenance."""
     key = f"tab_{key or slug(title)}"
-    with st.popover(f"Export {title.lower()}" if len(title) < 28 else "Export table", icon=":material/table_view:",
-                    key=f"{key}_pop"):
+    label = label or (f"Export {title[0].lower() + title[1:]}" if len(title) < 28 else "Export table")
+    with st.popover(label, icon=":material/table_view:", key=f"{key}_pop"):
         if table is None or len(table) == 0:
             st.caption("There is nothing to export: the table is empty.")
             return
