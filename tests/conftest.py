@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -29,3 +30,16 @@ def quick_copy(quick_home, tmp_path) -> Path:
     home = tmp_path / "home"
     shutil.copytree(quick_home, home)
     return home
+
+
+@pytest.fixture
+def sync_api():
+    """Playwright's sync API with the Debian chromium; skipped without it (failed where
+    ``GALAXYML_REQUIRE_BROWSER`` is set, as in CI, which installs it)."""
+    from galaxyml.export.screenshot import find_chromium
+
+    if find_chromium() is None:
+        if os.environ.get("GALAXYML_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return pytest.importorskip("playwright.sync_api")

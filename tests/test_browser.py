@@ -7,46 +7,23 @@ drives the Debian ``chromium`` package with Playwright.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from galaxyml.atlas import Atlas
+from galaxyml.export.screenshot import CHROMIUM_ARGS, app_server
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.browser
-
-
-def _require_browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("GALAXYML_REQUIRE_BROWSER"):
-            pytest.fail("chromium is not installed (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    return pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
 def _browser_page(sync_api):
     """A page of a headless Debian Chromium, closed with its browser afterwards."""
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
             yield browser.new_page(viewport={"width": 1400, "height": 1000})
         finally:
@@ -55,31 +32,13 @@ def _browser_page(sync_api):
 
 @pytest.fixture
 def server(quick_home, tmp_path):
-    port = _free_port()
-    log = open(tmp_path / "streamlit.log", "w")
-    env = {**os.environ, "GALAXYML_HOME": str(quick_home)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {(tmp_path / 'streamlit.log').read_text()[-2000:]}")
-    yield url, tmp_path / "streamlit.log"
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    """A freshly started app over the quick atlas: (base URL, server log)."""
+    log = tmp_path / "streamlit.log"
+    with app_server(quick_home, log=log) as url:
+        yield url, log
 
 
-def test_deep_link_on_a_fresh_server_shows_the_full_page(server, quick_home, tmp_path):
-    sync_api = _require_browser()
+def test_deep_link_on_a_fresh_server_shows_the_full_page(server, quick_home, tmp_path, sync_api):
     url, log_path = server
     fs = Atlas.open(quick_home / "quick").feature_set("sae")
     feature = int(fs.stats.sort_values("density", ascending=False)["feature"].iloc[1])
@@ -120,8 +79,7 @@ def _hover_first_point(page) -> str:
     raise AssertionError("no point of the map could be hovered")
 
 
-def test_explore_map_shows_the_hovered_galaxy_and_answers_a_lasso(server, quick_home, tmp_path):
-    sync_api = _require_browser()
+def test_explore_map_shows_the_hovered_galaxy_and_answers_a_lasso(server, quick_home, tmp_path, sync_api):
     url, log_path = server
     with _browser_page(sync_api) as page:
         page.goto(f"{url}/explore?colour=log_mstar", wait_until="domcontentloaded")
@@ -151,8 +109,7 @@ def test_explore_map_shows_the_hovered_galaxy_and_answers_a_lasso(server, quick_
     assert "Traceback" not in log_path.read_text()
 
 
-def test_search_by_an_uploaded_fits_cutout_finds_its_galaxy(server, quick_home, tmp_path):
-    sync_api = _require_browser()
+def test_search_by_an_uploaded_fits_cutout_finds_its_galaxy(server, quick_home, tmp_path, sync_api):
     url, log_path = server
     import numpy as np
     from astropy.io import fits
@@ -179,8 +136,7 @@ def test_search_by_an_uploaded_fits_cutout_finds_its_galaxy(server, quick_home, 
     assert "Traceback" not in log_path.read_text()
 
 
-def test_forge_samples_stars_for_an_uploaded_cutout(server, quick_home, tmp_path):
-    sync_api = _require_browser()
+def test_forge_samples_stars_for_an_uploaded_cutout(server, quick_home, tmp_path, sync_api):
     url, log_path = server
     import numpy as np
     from astropy.io import fits

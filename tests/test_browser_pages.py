@@ -33,14 +33,6 @@ STREAMLIT_PROBE = re.compile(r"/[^/]+/_stcore/(health|host-config)$")
 served under that base path, gets a 404 and then asks ``/_stcore/...``: its own probe, not an error."""
 
 
-def _sync_api():
-    if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
-        if os.environ.get("GALAXYML_REQUIRE_BROWSER"):
-            pytest.fail("chromium is not installed (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    return pytest.importorskip("playwright.sync_api")
-
-
 def _shots(tmp_path: Path) -> Path:
     out = Path(os.environ.get("GALAXYML_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,8 +117,7 @@ def _visit(page, url: str, errors: list[str], shot: Path, texts: tuple[str, ...]
     assert not errors, f"{url}: {errors[:3]}"
 
 
-def test_every_page_and_its_deep_links_render_without_errors(app, quick_home, tmp_path):
-    sync_api = _sync_api()
+def test_every_page_and_its_deep_links_render_without_errors(app, quick_home, tmp_path, sync_api):
     url, log = app
     links = _deep_links(Atlas.open(quick_home / "quick"))
     shots = _shots(tmp_path)
@@ -159,8 +150,7 @@ BAD_LINKS = {  # a link, and the messages its view must show
 }
 
 
-def test_a_link_to_something_the_atlas_lacks_says_so_and_links_home(app, tmp_path):
-    sync_api = _sync_api()
+def test_a_link_to_something_the_atlas_lacks_says_so_and_links_home(app, tmp_path, sync_api):
     url, log = app
     errors: list[str] = []
     with browser_page(sync_api, errors) as page:
@@ -193,8 +183,7 @@ def _download(page, popover: str, button: str, nth: int = 0, fmt: str | None = N
     return data
 
 
-def test_exports_download_with_their_provenance(app, quick_home, tmp_path):
-    sync_api = _sync_api()
+def test_exports_download_with_their_provenance(app, quick_home, tmp_path, sync_api):
     url, log = app
     atlas = Atlas.open(quick_home / "quick")
     errors: list[str] = []
@@ -224,8 +213,7 @@ def test_exports_download_with_their_provenance(app, quick_home, tmp_path):
     assert "Traceback" not in log.read_text()
 
 
-def test_the_screenshot_cli_writes_a_view_with_its_provenance(quick_home, tmp_path):
-    _sync_api()
+def test_the_screenshot_cli_writes_a_view_with_its_provenance(quick_home, tmp_path, sync_api):
     out = _shots(tmp_path) / "cli_top_galaxies.png"
     t0 = time.time()
     done = subprocess.run([sys.executable, "-m", "galaxyml.export", "atlas?run=quick&model=sae&feature=5", "-o", str(out),
@@ -246,10 +234,9 @@ def test_the_screenshot_cli_writes_a_view_with_its_provenance(quick_home, tmp_pa
     assert missing.returncode == 2 and "No such heading" in missing.stderr and not (tmp_path / "x.png").exists()
 
 
-def test_the_sidebar_starts_follows_and_cancels_a_build(quick_copy, tmp_path):
+def test_the_sidebar_starts_follows_and_cancels_a_build(quick_copy, tmp_path, sync_api):
     from precompute.jobs import build_status, cancel_build
 
-    sync_api = _sync_api()
     errors: list[str] = []
     try:
         with app_server(quick_copy, log=tmp_path / "streamlit.log") as url, browser_page(sync_api, errors) as page:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from PIL import Image
 from galaxyml.export import (EmptyExport, Provenance, figure_bytes, gallery_bytes, publication_style,
                              read_provenance, table_bytes)
 from galaxyml.export.gallery import scale_bar_arcsec
+from galaxyml.export.screenshot import find_chromium
 
 PROV = Provenance.of("demo", {"sha256": "ab" * 32, "stages": {"sae": {"hash": "h1", "config_hash": "c1"},
                                                                "survey": {"hash": "h0", "config_hash": "c0"}}},
@@ -93,7 +93,7 @@ def test_the_publication_style_is_white_large_and_colour_blind_safe():
 
 
 def _chromium_or_skip():
-    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+    if find_chromium() is None:
         if os.environ.get("GALAXYML_REQUIRE_BROWSER"):
             pytest.fail("chromium is not installed (apt-get install -y chromium)")
         pytest.skip("figure export renders through chromium, which is not installed")

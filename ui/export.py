@@ -38,16 +38,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()[:60] or "figure"
 
 
-def _renderer_missing() -> str:
-    """Why figures cannot be rendered on this server ('' when they can)."""
-    import importlib.util
-    import shutil
-
-    if importlib.util.find_spec("kaleido") is None:
-        return "Figure files need kaleido (pip install kaleido)."
-    if not (shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")):
-        return "Figure files are rendered by Chromium, which this server lacks (apt-get install chromium)."
-    return ""
+def _sidecar_button(prov: Provenance, file_name: str, key: str) -> None:
+    st.download_button("Provenance (JSON)", prov.sidecar(), file_name=file_name, mime="application/json",
+                       on_click="ignore", key=f"{key}_json")
 
 
 def export_figure(fig: go.Figure | None, title: str, atlas: Atlas, stages: Sequence[str], key: str | None = None) -> None:
@@ -58,7 +51,7 @@ def export_figure(fig: go.Figure | None, title: str, atlas: Atlas, stages: Seque
         if not figure_export_mod.has_data(fig):
             st.caption("There is nothing to export: the figure is empty.")
             return
-        if missing := _renderer_missing():
+        if missing := figure_export_mod.renderer_missing():
             st.caption(missing + " The chart's camera icon still saves a PNG.")
             return
         fmt = st.segmented_control("Format", [f.upper() for f in FIGURE_FORMATS], default="PNG",
@@ -73,8 +66,7 @@ def export_figure(fig: go.Figure | None, title: str, atlas: Atlas, stages: Seque
         st.download_button(f"Download {fmt}", lambda: figure_bytes(fig, ext, prov, scale=scale, publication=publication),
                            file_name=f"{atlas.name}_{slug(title)}.{ext}", mime=figure_export_mod.MIME[ext],
                            on_click="ignore", key=f"{key}_dl", icon=":material/download:")
-        st.download_button("Provenance (JSON)", prov.sidecar(), file_name=f"{atlas.name}_{slug(title)}.json",
-                           mime="application/json", on_click="ignore", key=f"{key}_json")
+        _sidecar_button(prov, f"{atlas.name}_{slug(title)}.json", key)
 
 
 def export_gallery(images: np.ndarray, ids: Sequence[str], title: str, atlas: Atlas, stages: Sequence[str],
@@ -95,8 +87,7 @@ def export_gallery(images: np.ndarray, ids: Sequence[str], title: str, atlas: At
                                                                     value_label, arcsec, publication=publication),
                            file_name=f"{atlas.name}_{slug(title)}.{ext}", mime=GALLERY_MIME[ext], on_click="ignore",
                            key=f"{key}_dl", icon=":material/download:")
-        st.download_button("Provenance (JSON)", prov.sidecar(), file_name=f"{atlas.name}_{slug(title)}.json",
-                           mime="application/json", on_click="ignore", key=f"{key}_json")
+        _sidecar_button(prov, f"{atlas.name}_{slug(title)}.json", key)
 
 
 def export_table(table: pd.DataFrame | None, title: str, atlas: Atlas, stages: Sequence[str],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import threading
 import warnings
 
@@ -59,19 +58,29 @@ def has_data(fig: go.Figure | None) -> bool:
     return False
 
 
+def renderer_missing() -> str:
+    """Why figures cannot be rendered here ('' when they can): kaleido draws them in Chromium."""
+    import importlib.util
+
+    from galaxyml.export.screenshot import find_chromium
+
+    if importlib.util.find_spec("kaleido") is None:
+        return "Figure files need kaleido (pip install kaleido)."
+    if find_chromium() is None:
+        return "Figure files are rendered by Chromium, which is not installed here (apt-get install chromium)."
+    return ""
+
+
 def _ensure_server() -> None:
     """Start one kaleido Chromium for the process (the first figure takes seconds, later ones a fraction)."""
     global _server_started
-    try:
-        import kaleido
-    except ImportError as e:  # pragma: no cover - kaleido is in requirements.txt
-        raise ExportUnavailable("figure export needs kaleido: pip install kaleido") from e
     with _server_lock:
         if _server_started:
             return
-        if not (shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")):
-            raise ExportUnavailable("figure export renders through Chromium, which is not installed: "
-                                    "apt-get install chromium")
+        if missing := renderer_missing():
+            raise ExportUnavailable(missing)
+        import kaleido
+
         kaleido.start_sync_server(silence_warnings=True)
         _server_started = True
 

@@ -46,10 +46,16 @@ class ScreenshotError(RuntimeError):
     """The view could not be opened or captured (no browser, no server, element not found...)."""
 
 
-def chromium() -> str:
-    """Path of the Chromium executable (``$GALAXYML_CHROMIUM``, else ``chromium`` on the PATH)."""
+def find_chromium() -> str | None:
+    """Path of the Chromium executable (``$GALAXYML_CHROMIUM``, else ``chromium`` on the PATH), or None."""
     found = os.environ.get("GALAXYML_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found or not Path(found).exists():
+    return found if found and Path(found).exists() else None
+
+
+def chromium() -> str:
+    """Path of the Chromium executable; a clear error where there is none."""
+    found = find_chromium()
+    if found is None:
         raise ScreenshotError("screenshots need Chromium: apt-get install chromium")
     return found
 
