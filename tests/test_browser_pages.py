@@ -213,7 +213,7 @@ def test_exports_download_with_their_provenance(app, quick_home, tmp_path, sync_
     assert "Traceback" not in log.read_text()
 
 
-def test_the_screenshot_cli_writes_a_view_with_its_provenance(quick_home, tmp_path, sync_api):
+def test_the_screenshot_cli_writes_a_view_with_its_provenance(app, quick_home, tmp_path, sync_api):
     out = _shots(tmp_path) / "cli_top_galaxies.png"
     t0 = time.time()
     done = subprocess.run([sys.executable, "-m", "galaxyml.export", "atlas?run=quick&model=sae&feature=5", "-o", str(out),
@@ -228,9 +228,10 @@ def test_the_screenshot_cli_writes_a_view_with_its_provenance(quick_home, tmp_pa
     record = read_provenance(out.read_bytes(), "png")
     assert record["link"] == "/atlas?run=quick&model=sae&feature=5" and record["title"].endswith("Top 30 galaxies")
     assert json.loads(out.with_suffix(".png.json").read_text())["atlas"] == "quick"
-    missing = subprocess.run([sys.executable, "-m", "galaxyml.export", "atlas?run=quick", "-o", str(tmp_path / "x.png"),
-                              "--home", str(quick_home), "--element", "No such heading"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=240)
+    url, _ = app  # a running app, by its URL
+    missing = subprocess.run([sys.executable, "-m", "galaxyml.export", f"{url}/atlas?run=quick", "-o",
+                              str(tmp_path / "x.png"), "--home", str(quick_home), "--element", "No such heading"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert missing.returncode == 2 and "No such heading" in missing.stderr and not (tmp_path / "x.png").exists()
 
 
