@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from galaxyml.atlas import write_json_atomic
 from galaxyml.export.provenance import Provenance, stamp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,7 +178,7 @@ def capture(url: str, out: Path, element: str | None = None, width: int = 1400, 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_bytes(stamp(data, fmt, prov))
     os.replace(tmp, out)
-    out.with_suffix(out.suffix + ".json").write_bytes(prov.sidecar())
+    write_json_atomic(out.with_suffix(out.suffix + ".json"), prov.as_dict())
     return Capture(out, time.time() - t0, prov)
 
 
