@@ -36,7 +36,7 @@ det = loaders.cached_table(atlas, "clusters", "detections.parquet")
 truth = truth.assign(split=truth["tile"].map(tiles["split"]))
 has_sets = atlas.has_file("clusters", "sets.parquet")
 has_galaxies = atlas.has_file("cluster_fields", "galaxies.parquet")
-methods = [m for m in ("detector", "catalogue", "red_sequence") if m in summary["table"]]
+methods = [m for m in ("fused", "detector", "catalogue", "red_sequence") if m in summary["table"]]
 n = summary["n_tiles"]
 
 st.markdown("**Every finder on held-out tiles**")
@@ -49,7 +49,9 @@ st.caption(f"Trained on {n['train']} tiles, score thresholds chosen on {n['val']
            f"{summary['match_arcsec']:.0f} arcsec of its centre (the BCG). AUROC: the tile's strongest score against "
            "whether it holds a cluster. σz/(1+z): NMAD; λ scatter: standard deviation of log10 λ. The baselines are "
            "the classical methods: a red-sequence overdensity finder on the galaxy catalogue, and a red-sequence "
-           "colour fit with λ = Σ P for the member sets. Best detector on validation tiles: "
+           "colour fit with λ = Σ P for the member sets. The fused finder re-scores the candidates of the detector and "
+           "the red-sequence finder with a logistic regression on both scores, fit on the validation tiles (their "
+           "scores cross-fitted by tile). Best detector on validation tiles: "
            f"**{METHOD_NAMES.get(summary['best_detector'], summary['best_detector'])}**.")
 
 method = linked_choice("method", methods, summary["best_detector"], "a detection method of this atlas")

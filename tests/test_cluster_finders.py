@@ -14,6 +14,7 @@ from astropy.io import fits
 from PIL import Image
 
 from galaxyml.atlas import Atlas
+from galaxyml.clusters.fuse import Fusion, merge_candidates
 from galaxyml.clusters.prep import dihedral, member_sets
 from galaxyml.clusters.score import best_threshold, completeness_purity, match, sigma_z
 from galaxyml.data.cluster_tiles import ClusterTileError, near_clusters, negative_field_centres, healpix_for, read_tile_folder
@@ -95,6 +96,43 @@ def test_matching_completeness_purity_and_threshold():
     assert completeness_purity(m, truth, 0.0) == (pytest.approx(1 / 3), 0.25)
     assert best_threshold(m, truth) == 0.9
     assert sigma_z(np.array([0.1, 0.2, 0.3]), np.array([0.1, 0.2, 0.3])) == 0.0
+
+
+def _found(rows):
+    return pd.DataFrame(rows, columns=["tile", "x_px", "y_px", "half_size_px", "z", "lambda", "score"])
+
+
+def test_fusion_merges_the_two_finders_candidates_and_reads_the_heatmap_where_only_one_found_a_cluster():
+    detector = _found([(0, 10.0, 10.0, 5.0, 0.40, 20.0, 0.8), (1, 30.0, 30.0, 5.0, 0.30, 25.0, 0.2)])
+    red_sequence = _found([(0, 13.0, 10.0, 9.0, 0.31, 33.0, 7.0), (0, 60.0, 60.0, 9.0, 0.50, 40.0, 4.0)])
+    c = merge_candidates(detector, red_sequence, radius_px=5.0, heat_at=lambda t, x, y: 0.05)
+    assert len(c) == 3
+    merged = c[(c["tile"] == 0) & (c["x_px"] == 10.0)].iloc[0]  # at the detector's centre, the red sequence's z, lambda
+    assert (merged["detector_score"], merged["red_sequence_score"], merged["z"], merged["lambda"]) == (0.8, 7.0, 0.31, 33.0)
+    alone = c[c["x_px"] == 60.0].iloc[0]
+    assert (alone["detector_score"], alone["red_sequence_score"]) == (0.05, 4.0)
+    assert c[c["tile"] == 1]["red_sequence_score"].tolist() == [0.0]
+
+
+def test_fusion_finds_clusters_either_finder_alone_misses_and_cross_fits_its_validation_scores():
+    rng = np.random.default_rng(0)
+    n = 600
+    heat, sig = rng.uniform(0.01, 0.99, n), rng.uniform(0, 20, n)
+    # A cluster when the evidence of both finders together is strong: neither alone separates them.
+    is_cluster = (np.log(heat / (1 - heat)) + 0.4 * sig + rng.normal(0, 0.5, n)) > 4
+    cand = pd.DataFrame({"tile": np.arange(n) // 5, "detector_score": heat, "red_sequence_score": sig})
+    fusion = Fusion.fit(cand, is_cluster)
+    from sklearn.metrics import roc_auc_score
+    fused_auc = roc_auc_score(is_cluster, fusion.val_scores)
+    assert fused_auc > max(roc_auc_score(is_cluster, heat), roc_auc_score(is_cluster, sig)) + 0.03
+    assert fusion.weights()["detector_logit"] > 0 and fusion.weights()["red_sequence_significance"] > 0
+    # A validation tile's score comes from a model that never saw that tile: its own labels do not move it.
+    flipped = is_cluster.copy()
+    flipped[cand["tile"] == 0] = ~flipped[cand["tile"] == 0]
+    again = Fusion.fit(cand, flipped)
+    assert np.allclose(again.val_scores[cand["tile"] == 0], fusion.val_scores[cand["tile"] == 0])
+    with pytest.raises(ValueError, match="clusters and candidates that are not"):
+        Fusion.fit(cand, np.ones(n, bool))
 
 
 def test_member_sets_keep_the_most_probable_members_and_their_colours():
@@ -244,6 +282,8 @@ def test_quick_atlas_scores_every_finder_on_test_tiles_beside_the_baseline(quick
     det = atlas.load_table("clusters", "detections.parquet")
     assert set(det["split"]) <= {"val", "test"}  # nothing scored on training tiles
     assert {"detector", "catalogue", "red_sequence"} <= set(det["method"])
+    assert "fused" in set(det["method"]) and "fused_completeness_l20" in m  # fit on the validation tiles
+    assert set(m["fusion_weights"]) == {"detector_logit", "red_sequence_significance", "intercept"}
     cat = detections_catalog(det[det["method"] == "detector"])
     assert cat["MEM_MATCH_ID"].tolist() == list(range(1, len(cat) + 1)) and cat["SCORE"].is_monotonic_decreasing
 

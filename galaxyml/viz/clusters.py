@@ -12,10 +12,11 @@ from plotly.subplots import make_subplots
 from galaxyml.data.mock.clusters import m_star_r
 
 METHOD_NAMES = {"classifier": "CNN classifier", "detector": "CenterNet detector", "catalogue": "catalogue MLP",
-                "red_sequence": "red-sequence finder (baseline)", "deepsets_sets": "DeepSets (members)",
+                "red_sequence": "red-sequence finder (baseline)",
+                "fused": "detector + red sequence (fused)", "deepsets_sets": "DeepSets (members)",
                 "janossy_sets": "Janossy, k = 2 (members)", "red_sequence_sets": "red-sequence fit (members, baseline)"}
-COLOURS = {"detector": "#d62728", "catalogue": "#2ca02c", "red_sequence": "#7f7f7f", "deepsets": "#1f77b4",
-           "janossy": "#ff7f0e"}
+COLOURS = {"detector": "#d62728", "catalogue": "#2ca02c", "red_sequence": "#7f7f7f", "fused": "#9467bd",
+           "deepsets": "#1f77b4", "janossy": "#ff7f0e"}
 TRUE_COLOUR = "#17becf"
 
 

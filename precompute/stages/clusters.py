@@ -20,6 +20,7 @@ import torch
 from astropy.wcs import WCS
 from safetensors.torch import save_file
 
+from galaxyml.clusters.fuse import Fusion, merge_candidates
 from galaxyml.clusters.prep import field_features, member_sets, stretch_tiles
 from galaxyml.clusters.redsequence import RedSequence, detect
 from galaxyml.clusters.score import (auroc, best_threshold, binned, completeness_purity, match, richness_scatter,
@@ -40,7 +41,7 @@ CURVES_FILE = "curves.parquet"
 """Completeness and purity per lambda and z bin, per detection method, test tiles."""
 SUMMARY_FILE = "summary.json"
 """Every method's test figures in one table, thresholds and the matching radius."""
-DETECTION_METHODS = ("detector", "catalogue", "red_sequence")
+DETECTION_METHODS = ("detector", "catalogue", "red_sequence", "fused")
 SET_METHODS = ("deepsets", "janossy", "red_sequence")
 
 
@@ -136,7 +137,7 @@ def _score_detections(det: pd.DataFrame, truth: pd.DataFrame, split: pd.Series, 
     return pd.concat(out, ignore_index=True), summary, pd.concat(curves, ignore_index=True)
 
 
-@register("clusters", ClustersConfig, inputs=("cluster_fields",), version=1)
+@register("clusters", ClustersConfig, inputs=("cluster_fields",), version=2)
 def build_clusters(ctx: StageContext) -> dict:
     """Cluster finders (classifier, CenterNet detector, catalogue network, DeepSets, Janossy) beside the red sequence."""
     cfg: ClustersConfig = ctx.cfg
@@ -185,11 +186,14 @@ def build_clusters(ctx: StageContext) -> dict:
                                     cfg.seed, report=ctx.progress)
     metrics["detector_best_epoch"] = rec["best_epoch"]
     suppress = 2 * cfg.match_arcsec / (float(np.median(list(scale_of.values()))) * f)
+    heat = {}  # per validation / test tile, the detector's heatmap (read again by the fusion)
     with torch.no_grad():
         for s in ("val", "test"):
-            found = [d for i in range(0, len(x[s]), 64)
-                     for d in decode_detections(det_model(torch.as_tensor(x[s][i:i + 64])), det_model.stride,
-                                                min_score=1e-3, suppress_px=suppress)]
+            found = []
+            for i in range(0, len(x[s]), 64):
+                out = det_model(torch.as_tensor(x[s][i:i + 64]))
+                found += decode_detections(out, det_model.stride, min_score=1e-3, suppress_px=suppress)
+                heat.update(zip(idx[s][i:i + 64], torch.sigmoid(out[:, 0]).numpy()))
             detections.append(_rows("detector", idx[s], found, f))
     seconds["detector"] = time.perf_counter() - t0
 
@@ -242,6 +246,14 @@ def build_clusters(ctx: StageContext) -> dict:
                 ctx.progress(1, 1, f"red-sequence finder on the {s} tiles")
             seconds["red_sequence_detection"] = time.perf_counter() - t0
             methods.append("red_sequence")
+            t0 = time.perf_counter()
+            fused = _fuse(pd.concat(detections, ignore_index=True), heat, truth, tiles["split"], scale_of, cfg,
+                          f * det_model.stride)
+            if fused is not None:
+                detections.append(fused[0])
+                metrics["fusion_weights"] = fused[1]
+                seconds["fusion"] = time.perf_counter() - t0
+                methods.append("fused")
 
     det = pd.concat(detections, ignore_index=True)
     det["ra"], det["dec"] = _sky(tiles, det)
@@ -320,6 +332,33 @@ def build_clusters(ctx: StageContext) -> dict:
         "seconds_per_model": {k: round(v, 2) for k, v in seconds.items()},
     })
     return metrics
+
+
+def _fuse(det: pd.DataFrame, heat: dict, truth: pd.DataFrame, split: pd.Series, scale_of: dict, cfg: ClustersConfig,
+          cell_px: float) -> tuple[pd.DataFrame, dict] | None:
+    """The detector's and the red-sequence finder's candidates merged and re-scored (:mod:`galaxyml.clusters.fuse`):
+    fit on the validation tiles, cross-fitted scores there, the fitted model's scores on the test tiles. None
+    when the validation candidates are all clusters or all not (nothing to fit on a handful of tiles)."""
+
+    def heat_at(tile: int, x_px: float, y_px: float) -> float:
+        h = heat[tile]
+        cx, cy = (int(np.clip((v + 0.5) // cell_px, 0, n - 1)) for v, n in ((x_px, h.shape[1]), (y_px, h.shape[0])))
+        return float(h[max(cy - 1, 0):cy + 2, max(cx - 1, 0):cx + 2].max())
+
+    radius = cfg.match_arcsec / float(np.median(list(scale_of.values())))
+    parts = {}
+    for s in ("val", "test"):
+        d = det[det["tile"].map(split) == s]
+        parts[s] = merge_candidates(d[d["method"] == "detector"], d[d["method"] == "red_sequence"], radius, heat_at)
+    labelled = match(parts["val"].assign(score=parts["val"]["detector_score"]), truth[truth["split"] == "val"],
+                     cfg.match_arcsec, scale_of).sort_index()
+    is_cluster = labelled["matched"].to_numpy() >= 0
+    if is_cluster.all() or not is_cluster.any():
+        return None
+    fusion = Fusion.fit(parts["val"], is_cluster)
+    parts["val"]["score"], parts["test"]["score"] = fusion.val_scores, fusion.score(parts["test"])
+    rows = pd.concat(parts.values(), ignore_index=True).assign(method="fused")
+    return rows[["method", "tile", "x_px", "y_px", "half_size_px", "score", "z", "lambda"]], fusion.weights()
 
 
 def _val_f1(det: pd.DataFrame, truth: pd.DataFrame, method: str, thr: float) -> float:
