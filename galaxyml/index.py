@@ -60,14 +60,90 @@ def build_index(embeddings: np.ndarray, chunk: int = 65536, hnsw_m: int = 32, ce
     elif large == "hnsw":
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
     else:
-        nlist = 4096 if n >= 1_000_000 else int(4 * np.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = np.sort(np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False))
-        index.train(normalise(np.asarray(embeddings[sample]) - mean))
-        index.nprobe = nprobe
-    for start in range(0, n, chunk):
-        index.add(normalise(embeddings[start : start + chunk] - mean))
+        index = trained_ivf(embeddings, mean, nprobe, seed)
+    _add(index, embeddings, mean, 0, n, chunk)
     return SimilarityIndex(index, mean)
+
+
+def _add(index: faiss.Index, x: np.ndarray, mean: np.ndarray, start: int, stop: int, chunk: int = 65536) -> None:
+    for s in range(start, stop, chunk):
+        index.add(normalise(x[s : min(s + chunk, stop)] - mean))
+
+
+def trained_ivf(embeddings: np.ndarray, mean: np.ndarray, nprobe: int = 32, seed: int = 0) -> faiss.IndexIVFFlat:
+    """An empty IVF-Flat index (4 sqrt(N) lists, 4,096 from a million rows) whose coarse quantiser is
+    trained on a seeded sample of 64 rows per list."""
+    n, d = embeddings.shape
+    nlist = 4096 if n >= 1_000_000 else int(4 * np.sqrt(n))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    sample = np.sort(np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False))
+    index.train(normalise(np.asarray(embeddings[sample]) - mean))
+    index.nprobe = nprobe
+    return index
+
+
+def shard_ranges(n: int, shard_rows: int) -> list[tuple[int, int]]:
+    """Contiguous row ranges [start, stop) of at most ``shard_rows`` rows covering ``n`` rows."""
+    if shard_rows < 1:
+        raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
+    return [(s, min(s + shard_rows, n)) for s in range(0, n, shard_rows)]
+
+
+def build_shard(trained: faiss.IndexIVF, embeddings: np.ndarray, mean: np.ndarray, start: int, stop: int,
+                path: Path) -> int:
+    """Rows [start, stop) added to a copy of the trained empty index, written to ``path`` atomically (a
+    temporary file renamed, so a shard file on disk is always whole); returns the rows it holds. Any
+    worker holding the trained index and the rows can build a shard."""
+    shard = faiss.clone_index(trained)
+    _add(shard, embeddings, mean, start, stop)
+    tmp = path.with_name(f".{path.name}.tmp")
+    faiss.write_index(shard, str(tmp))
+    tmp.replace(path)
+    return int(shard.ntotal)
+
+
+def merge_shards(trained: faiss.IndexIVF, shards: list[tuple[int, Path]]) -> faiss.IndexIVF:
+    """The shards' inverted lists appended, in row order, to a copy of the trained index (``merge_from``
+    with each shard's first row as the id offset): the same index, list by list and id by id, as one
+    built in a single pass with that quantiser."""
+    merged = faiss.clone_index(trained)
+    for start, path in sorted(shards):
+        merged.merge_from(faiss.read_index(str(path)), start)
+    merged.nprobe = trained.nprobe
+    return merged
+
+
+def build_sharded_index(embeddings: np.ndarray, folder: Path, shard_rows: int = 250_000, nprobe: int = 32,
+                        seed: int = 0, centre: bool = True, run=map, report=None) -> tuple[SimilarityIndex, list[dict]]:
+    """IVF-Flat built per shard of rows and merged (FAISS's recipe for indexes too large for one pass:
+    one coarse quantiser trained on a sample and shared, inverted lists filled per shard, then merged).
+
+    ``run(fn, jobs)`` maps the shard builds (the built-in ``map`` here; a distributed executor's map on a
+    cluster). A shard file already in ``folder`` with the right row count is kept, so an interrupted build
+    redoes only its missing shards. Returns the index and a record per shard (rows, file, bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n, d = embeddings.shape
+    mean = streamed_mean(embeddings).astype(np.float32) if centre else np.zeros(d, np.float32)
+    trained = trained_ivf(embeddings, mean, nprobe, seed)
+    ranges = shard_ranges(n, shard_rows)
+    paths = [folder / f"shard-{i:05d}-{start}-{stop}.faiss" for i, (start, stop) in enumerate(ranges)]
+    todo = [i for i, ((start, stop), p) in enumerate(zip(ranges, paths)) if not _whole(p, stop - start)]
+    for done, i in enumerate(run(lambda i: (build_shard(trained, embeddings, mean, *ranges[i], paths[i]), i)[1], todo)):
+        if report is not None:
+            report(done + 1, len(todo), f"index shard {i + 1} of {len(ranges)}")
+    index = merge_shards(trained, [(start, p) for (start, _), p in zip(ranges, paths)])
+    records = [{"start": start, "stop": stop, "file": p.name, "bytes": p.stat().st_size, "rebuilt": i in todo}
+               for i, ((start, stop), p) in enumerate(zip(ranges, paths))]
+    return SimilarityIndex(index, mean), records
+
+
+def _whole(path: Path, rows: int) -> bool:
+    if not path.exists():
+        return False
+    try:
+        return faiss.read_index(str(path)).ntotal == rows
+    except RuntimeError:  # an unreadable shard is built again
+        return False
 
 
 def measure(sim: SimilarityIndex, vectors: np.ndarray, n_queries: int = 200, k: int = 10, seed: int = 0

@@ -31,3 +31,40 @@ def test_large_surveys_get_an_approximate_index(monkeypatch):
     assert gindex.measure(sim, x, 50)["recall_at_10"] > 0.95  # 69 lists, 32 probed: nearly exact
     graph = gindex.build_index(x, large="hnsw")
     assert graph.kind == "hnsw" and graph.search(x[42], k=1)[1][0, 0] == 42
+
+
+def test_an_index_built_in_shards_and_merged_answers_exactly_as_one_built_in_one_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr(gindex, "EXACT_MAX_ROWS", 100)
+    x = np.random.default_rng(2).normal(size=(5_000, 16)).astype(np.float32)
+    one = gindex.build_index(x, nprobe=4)
+    sharded, records = gindex.build_sharded_index(x, tmp_path, shard_rows=1_200, nprobe=4)
+    assert [(r["start"], r["stop"]) for r in records] == [(0, 1200), (1200, 2400), (2400, 3600), (3600, 4800),
+                                                          (4800, 5000)]
+    assert sharded.index.ntotal == 5_000 and sharded.index.nprobe == 4
+    for got, want in zip(sharded.search(x[:200], 10), one.search(x[:200], 10)):
+        np.testing.assert_array_equal(got, want)  # the same lists, the same ids: the same neighbours
+    # An interrupted build: one shard lost, one cut short mid-write. Only those two are built again.
+    (tmp_path / records[1]["file"]).unlink()
+    path = tmp_path / records[3]["file"]
+    path.write_bytes(path.read_bytes()[: 1_000])
+    again, records = gindex.build_sharded_index(x, tmp_path, shard_rows=1_200, nprobe=4)
+    assert [r["rebuilt"] for r in records] == [False, True, False, True, False]
+    np.testing.assert_array_equal(again.search(x[:200], 10)[1], one.search(x[:200], 10)[1])
+    assert not list(tmp_path.glob(".*.tmp"))  # no half-written shard left behind
+
+
+def test_the_index_stage_builds_large_spaces_in_shards_and_leaves_no_scratch(tmp_path, monkeypatch):
+    from precompute.stage import StageContext
+    from precompute.stages.index import SHARDS_DIR, IndexConfig, _sharded
+
+    monkeypatch.setattr(gindex, "EXACT_MAX_ROWS", 100)
+    x = np.random.default_rng(3).normal(size=(3_000, 8)).astype(np.float32)
+    out = tmp_path / ".tmp-index"
+    out.mkdir()
+    steps = []
+    ctx = StageContext("index", IndexConfig(shard_rows=1_000, nprobe=8), out, {},
+                       report=lambda i, n, msg: steps.append(msg))
+    sim, shards = _sharded(ctx, "embeddings", x, ctx.cfg)
+    assert len(shards) == 3 and steps[-1] == "embeddings: index shard 3 of 3"
+    np.testing.assert_array_equal(sim.search(x[:50], 5)[1], gindex.build_index(x, nprobe=8).search(x[:50], 5)[1])
+    assert not (tmp_path / SHARDS_DIR).exists()

@@ -4,18 +4,23 @@ retrieves galaxies that share a structure (held-out queries)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from galaxyml import index as gindex
+from galaxyml.arrays import streamed_mean
 from galaxyml.data.survey import Survey
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
 from galaxyml.search import dense_codes, retrieval_table
 from precompute.stage import StageContext, register
 
+SHARDS_DIR = ".index-shards"
+"""Folder of the run holding index shards while they are built."""
 VERSION = 3  # 3: an index of the sparse codes, recall and latency measured, retrieval precision
 
 
@@ -29,6 +34,9 @@ class IndexConfig:
     """IVF lists searched per query. At 1M x 256 manifold vectors with 4,096 lists (``python bench/search.py
     --quick``, 2 cores): nprobe 16 recall@10 0.995 at p50 0.69 ms, 32: 1.000 at 0.96 ms, 64: 1.000 at 1.85 ms;
     the recall this atlas's index reaches is measured at build time."""
+    shard_rows: int = 250_000
+    """Rows per shard of an IVF index: the quantiser is trained once, each shard's lists filled and written
+    on their own (kept in the run folder until the merge, so an interrupted build redoes only missing shards)."""
     hnsw_m: int = 32
     """Graph degree of the HNSW index."""
     measure_queries: int = 200
@@ -38,8 +46,9 @@ class IndexConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.hnsw_m < 4 or self.nprobe < 1 or self.measure_queries < 1 or self.retrieval_queries < 1:
-            raise ValueError("index.hnsw_m must be >= 4; index.nprobe, measure_queries, retrieval_queries >= 1")
+        if self.hnsw_m < 4 or min(self.nprobe, self.measure_queries, self.retrieval_queries, self.shard_rows) < 1:
+            raise ValueError("index.hnsw_m must be >= 4; index.nprobe, measure_queries, retrieval_queries, "
+                             "shard_rows >= 1")
         if self.large not in ("ivf", "hnsw"):
             raise ValueError(f"index.large must be 'ivf' or 'hnsw', got {self.large!r}")
 
@@ -56,6 +65,23 @@ def space_vectors(inputs: dict) -> dict[str, np.ndarray]:
     return spaces
 
 
+def _sharded(ctx: StageContext, name: str, x: np.ndarray, cfg: IndexConfig) -> tuple[gindex.SimilarityIndex, list]:
+    """The IVF index of one space built shard by shard in a scratch folder of the run, named after what
+    the shards hold (the vectors' sum, their shape and the settings), removed once merged."""
+    key = hashlib.sha256(np.asarray(streamed_mean(x), np.float64).tobytes()
+                         + repr((name, x.shape, cfg.shard_rows, cfg.nprobe, cfg.seed)).encode()).hexdigest()[:16]
+    scratch = ctx.out.parent / SHARDS_DIR / f"{name}-{key}"
+    sim, shards = gindex.build_sharded_index(x, scratch, cfg.shard_rows, cfg.nprobe, cfg.seed,
+                                             centre=name == "embeddings",
+                                             report=lambda i, n, msg: ctx.progress(i, n, f"{name}: {msg}"))
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        scratch.parent.rmdir()  # the last space's shards gone
+    except OSError:
+        pass
+    return sim, shards
+
+
 @register("index", IndexConfig, inputs=("survey", "embeddings", "sae"), version=VERSION, optional=("sae",))
 def build_index(ctx: StageContext) -> dict:
     """Index the centred embeddings and the sparse codes for cosine search; measure both."""
@@ -66,9 +92,13 @@ def build_index(ctx: StageContext) -> dict:
     spaces = space_vectors(ctx.inputs)
     for step, (name, x) in enumerate(spaces.items()):
         ctx.progress(step, len(spaces), f"indexing {len(x):,} {name}")
-        sim = gindex.build_index(x, hnsw_m=cfg.hnsw_m, centre=name == "embeddings", large=cfg.large,
-                                 nprobe=cfg.nprobe, seed=cfg.seed)
+        if len(x) > gindex.EXACT_MAX_ROWS and cfg.large == "ivf":
+            sim, shards = _sharded(ctx, name, x, cfg)
+        else:
+            sim, shards = gindex.build_index(x, hnsw_m=cfg.hnsw_m, centre=name == "embeddings", large=cfg.large,
+                                             nprobe=cfg.nprobe, seed=cfg.seed), []
         info = gindex.save_index(sim, ctx.out, name)
+        info["shards"] = len(shards)
         info.update(gindex.measure(sim, x, cfg.measure_queries, seed=cfg.seed))
         metrics["spaces"][name] = info
         if len(held_out):
