@@ -57,6 +57,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="build only this stage and the stages it reads, plus thumbnails (repeatable)")
     sel.add_argument("--skip", action="append", default=[], metavar="STAGE",
                      help="leave out this stage and every stage that reads it (repeatable)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where shard tasks (embedding extraction) run: this process (default) or a Ray cluster "
+                        "(pip install -r requirements-ray.txt); both give identical files")
+    p.add_argument("--ray-address", metavar="ADDR", help="with --executor ray: the cluster to join, e.g. auto or "
+                   "ray://head:10001 (default: $RAY_ADDRESS, else a Ray instance started on this machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (events still go to progress.jsonl)")
     return p.parse_args(argv)
 
@@ -194,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             later = " (built last, unless a stage reads it sooner)" if st.deferred else ""
             print(f"  {name:<18} reads {', '.join(st.inputs) or '-':<28} {st.description}{later}")
         return 0
+    from precompute.executor import ExecutorError, make_executor
     from precompute.lock import BuildLocked
     from precompute.runner import BuildCancelled, StageFailed, run_pipeline
 
@@ -209,10 +215,15 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--force names unknown stages {unknown} (valid: {', '.join(stages)})")
         stages = select_stages(stages, args.only, [*implied_skip, *args.skip])
         configs = {n: configs[n] for n in stages}
-        result = run_pipeline(root, run, stages, configs, preset=args.preset, on_event=_progress_printer(args.quiet),
-                              force=tuple(args.force), on_demand=on_demand_stages(stages, args.only, configs),
-                              source=record)
-    except (ConfigError, BuildLocked, PermissionError, ValueError) as e:
+        executor = make_executor(args.executor, args.ray_address)
+        try:
+            result = run_pipeline(root, run, stages, configs, preset=args.preset,
+                                  on_event=_progress_printer(args.quiet), force=tuple(args.force),
+                                  on_demand=on_demand_stages(stages, args.only, configs), source=record,
+                                  executor=executor)
+        finally:
+            executor.close()
+    except (ConfigError, BuildLocked, PermissionError, ValueError, ExecutorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except StageFailed as e:

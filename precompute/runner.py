@@ -8,6 +8,7 @@ about to be built reads them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -100,6 +101,8 @@ def prepare_run_dir(home: Path, run: str) -> Path:
 
 
 BACKUP = "manifest.backup.json"
+SHARDS_DIR = ".shards"
+"""Folder of a run holding the shards of stages being built (see :mod:`precompute.shards`)."""
 
 
 def save_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
@@ -153,8 +156,9 @@ class _Build:
     folder and commit that folder and its manifest entry."""
 
     def __init__(self, run_dir: Path, stages: dict[str, Stage], configs: dict[str, Any], force: tuple[str, ...],
-                 on_demand: frozenset[str], emit: Callable[..., None]):
+                 on_demand: frozenset[str], emit: Callable[..., None], executor: Any = None):
         self.run_dir, self.stages, self.configs, self.force, self.on_demand = run_dir, stages, configs, force, on_demand
+        self.executor = executor
         self.emit = emit
         self.manifest: dict[str, Any] = {}
         self.result = RunResult(run_dir)
@@ -253,11 +257,16 @@ class _Build:
         # old entry's sha256 no longer match, so no loader serves the pair.
         tmp = self.run_dir / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
+        scratch = self.run_dir / SHARDS_DIR / f"{name}-{self.hashes[name]['hash'][:16]}"
+        for old in (self.run_dir / SHARDS_DIR).glob(f"{name}-*"):  # shards of another config or input: never reused
+            if old != scratch:
+                shutil.rmtree(old, ignore_errors=True)
         ctx = StageContext(
             name=name, cfg=self.configs[name], out=tmp,
             inputs={dep: self.run_dir / dep for dep in stage.inputs if dep not in absent},
             report=lambda step, total, message: self.emit("progress", stage=name, step=step, total=total,
                                                           message=message),
+            executor=self.executor, scratch=scratch,
         )
         t0 = time.time()
         try:
@@ -273,6 +282,9 @@ class _Build:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StageFailed(f"stage '{name}' failed: {e.__class__.__name__}: {e}") from e
         self.commit(name, tmp, metrics, time.time() - t0)
+        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            scratch.parent.rmdir()  # when no other stage's shards are left
 
     def commit(self, name: str, tmp: Path, metrics: dict[str, Any], seconds: float) -> None:
         """Rename the finished folder into place, then record its files' sha256 in the manifest."""
@@ -302,7 +314,7 @@ class _Build:
 def run_pipeline(
     home: Path, run: str, stages: dict[str, Stage], configs: dict[str, Any], preset: str = "",
     on_event: Callable[[dict[str, Any]], None] | None = None, force: tuple[str, ...] = (),
-    on_demand: frozenset[str] = frozenset(), source: dict[str, Any] | None = None,
+    on_demand: frozenset[str] = frozenset(), source: dict[str, Any] | None = None, executor: Any = None,
 ) -> RunResult:
     """Build ``stages`` into ``home/run``, skipping those whose hash is unchanged.
 
@@ -310,7 +322,8 @@ def run_pipeline(
     manifest, so that a later build reuses it. Stages named in ``on_demand`` are built only when another
     stage reads them (``--only`` uses this, so that an optional input nothing reads in this build is left
     as it was). A stage rebuilt with other outputs than before (``force``) has the stages that read it
-    rebuilt as well.
+    rebuilt as well. ``executor`` runs the stages' shard tasks (:mod:`precompute.executor`; None: in this
+    process); shards are kept in ``<run>/.shards`` until their stage is committed.
 
     Raises :class:`precompute.lock.BuildLocked` if another process builds this run,
     :class:`StageFailed` if a stage raises, :class:`BuildCancelled` on SIGTERM/SIGINT.
@@ -327,7 +340,7 @@ def run_pipeline(
             on_event({"event": event, **kw})
 
     t_run = time.time()
-    job = _Build(run_dir, stages, configs, tuple(force), on_demand, emit)
+    job = _Build(run_dir, stages, configs, tuple(force), on_demand, emit, executor)
     try:
         job.open(run, preset, source)
         emit("start", message=f"building '{run}' ({preset or 'custom'})", stages=list(stages), preset=preset,

@@ -25,6 +25,19 @@ class StageContext:
     applicable is absent)."""
     report: Callable[[int, int, str], None] = field(default=lambda step, total, message: None)
     """Report progress as (step, total, message)."""
+    executor: Any = None
+    """Where shard tasks run (:mod:`precompute.executor`); None: in this process."""
+    scratch: Path | None = None
+    """The run's folder for this stage's shards (kept across an interrupted build, removed once the stage
+    is committed); None: a folder inside ``out``."""
+
+    def shard_executor(self) -> Any:
+        from precompute.executor import LocalExecutor
+
+        return self.executor or LocalExecutor()
+
+    def shard_folder(self) -> Path:
+        return self.scratch or self.out / ".shards"
 
     def progress(self, step: int, total: int, message: str = "") -> None:
         self.report(step, total, message)

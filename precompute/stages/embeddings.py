@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,9 @@ import torch
 from galaxyml.atlas import sha256_file
 from galaxyml.data.external_embeddings import load_aligned
 from galaxyml.data.survey import Survey
+from galaxyml.models.encoder import CONFIG_FILE as ENCODER_CONFIG
 from galaxyml.models.encoder import load_encoder, patch_light
+from precompute.shards import run_sharded, write_npy_atomic
 from precompute.stage import StageContext, register
 from precompute.stages.zoobot import EMBEDDINGS_FILE as ZOOBOT_EMBEDDINGS
 
@@ -49,6 +52,12 @@ class EmbeddingsConfig:
     ``galaxyml.models.encoder.patch_light``) or with a plain mean (``mean``, as astroPT)."""
     batch_size: int = 256
     """Galaxies encoded per batch."""
+    shard_rows: int = 65_536
+    """Galaxies per shard task of the encoder (``--executor``): each shard is written on its own, so an
+    interrupted build redoes only missing shards and a cluster encodes shards in parallel."""
+    threads: int = 1
+    """CPU threads per shard task. Fixed, so that the local and Ray executors, whose workers get one CPU
+    each, compute the same floating-point sums and write identical files."""
 
     def input_files(self) -> list[str]:
         """The embeddings file read with source = file (a change to it recomputes the stage)."""
@@ -57,8 +66,8 @@ class EmbeddingsConfig:
         return [self.path, str(Path(self.path).with_suffix(".ids.txt"))] if self.path.endswith(".npy") else [self.path]
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError("embeddings.batch_size must be >= 1")
+        if min(self.batch_size, self.shard_rows, self.threads) < 1:
+            raise ValueError("embeddings.batch_size, shard_rows and threads must be >= 1")
         if self.source not in ("auto", "zoobot", "encoder", "file"):
             raise ValueError(f"embeddings.source must be 'auto', 'zoobot', 'encoder' or 'file', got {self.source!r}")
         if self.pooling not in ("light", "mean"):
@@ -79,7 +88,7 @@ def _reads(cfg: EmbeddingsConfig, built: set[str]) -> set[str]:
     return {"survey", resolved_source(cfg, built)}
 
 
-@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=4,
+@register("embeddings", EmbeddingsConfig, inputs=("survey", "encoder", "zoobot"), version=5,
           optional=("zoobot", "encoder"), reads=_reads)
 def embed_survey(ctx: StageContext) -> dict:
     """Galaxy embeddings: the Zoobot-style network's, the encoder's (pooled over patches) or a file's."""
@@ -110,14 +119,34 @@ def _embed(ctx: StageContext) -> dict:
     if "encoder" not in ctx.inputs:
         raise ValueError("the embeddings come from the encoder here (the catalog has no vote fractions, or "
                          "embeddings.source = 'encoder'), but the encoder stage was left out (--skip encoder)")
-    out = encode_survey(ctx.inputs["encoder"], survey, ctx.cfg.pooling, ctx.cfg.batch_size, ctx.progress,
-                        ctx.out / EMBEDDINGS_FILE)
-    return {"n": len(out), "dim": int(out.shape[1]), "source": "encoder", "pooling": ctx.cfg.pooling}
+    cfg, executor = ctx.cfg, ctx.shard_executor()
+    dim = int(json.loads((ctx.inputs["encoder"] / ENCODER_CONFIG).read_text())["model"]["n_embd"])
+    shards = run_sharded(executor, encode_shard,
+                         lambda start, stop, path: (str(ctx.inputs["encoder"]), str(ctx.inputs["survey"]), cfg.pooling,
+                                                    cfg.batch_size, cfg.threads, start, stop, str(path)),
+                         len(survey), dim, cfg.shard_rows, ctx.shard_folder(), ctx.out / EMBEDDINGS_FILE, ctx.progress)
+    out = np.load(ctx.out / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+    if not np.isfinite(out).all():
+        raise FloatingPointError("the encoder produced non-finite embeddings; retrain with a lower encoder.lr")
+    return {"n": len(out), "dim": dim, "source": "encoder", "pooling": cfg.pooling, "executor": executor.name,
+            "shards": shards}
+
+
+def encode_shard(encoder_dir: str, survey_dir: str, pooling: str, batch_size: int, threads: int, start: int,
+                 stop: int, path: str) -> dict:
+    """One shard task: galaxies [start, stop) encoded with ``threads`` CPU threads and written atomically to
+    ``path`` (runs in this process or on a Ray worker; plain arguments, files in and out)."""
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    x = encode_survey(Path(encoder_dir), Survey.load(Path(survey_dir)), pooling, batch_size, lambda *a: None,
+                      rows=np.arange(start, stop), check=False)
+    write_npy_atomic(Path(path), x)
+    return {"start": start, "stop": stop, "seconds": time.perf_counter() - t0}
 
 
 def encode_survey(encoder_dir: Path, survey: Survey, pooling: str, batch_size: int,
                   progress: Callable[[int, int, str], None], path: Path | None = None,
-                  rows: np.ndarray | None = None) -> np.ndarray:
+                  rows: np.ndarray | None = None, check: bool = True) -> np.ndarray:
     """The encoder's final states of every galaxy (or of the sorted ``rows``), pooled over patches
     (``light`` or ``mean``), streamed into an npy memmap at ``path`` (or an array in memory without one)."""
     model, norm = load_encoder(encoder_dir)
@@ -136,6 +165,6 @@ def encode_survey(encoder_dir: Path, survey: Survey, pooling: str, batch_size: i
             progress(stop, n, f"{stop:,}/{n:,} galaxies encoded")
     if path:
         out.flush()
-    if not np.isfinite(out).all():
+    if check and not np.isfinite(out).all():
         raise FloatingPointError("the encoder produced non-finite embeddings; retrain with a lower encoder.lr")
     return out
