@@ -89,16 +89,18 @@ def shard_ranges(n: int, shard_rows: int) -> list[tuple[int, int]]:
     return [(s, min(s + shard_rows, n)) for s in range(0, n, shard_rows)]
 
 
-def build_shard(trained: faiss.IndexIVF, embeddings: np.ndarray, mean: np.ndarray, start: int, stop: int,
-                path: Path) -> int:
-    """Rows [start, stop) added to a copy of the trained empty index, written to ``path`` atomically (a
-    temporary file renamed, so a shard file on disk is always whole); returns the rows it holds. Any
-    worker holding the trained index and the rows can build a shard."""
-    shard = faiss.clone_index(trained)
-    _add(shard, embeddings, mean, start, stop)
-    tmp = path.with_name(f".{path.name}.tmp")
+def build_shard(trained_file: str, vectors_file: str, mean_file: str, start: int, stop: int, path: str) -> int:
+    """One shard task: rows [start, stop) of the npy file ``vectors_file`` (memory-mapped), centred by
+    ``mean_file`` and added to a copy of the trained empty index ``trained_file``, written to ``path``
+    atomically (a temporary file renamed, so a shard file on disk is always whole); returns the rows it
+    holds. Plain arguments and files, so any worker that sees the files can run it."""
+    shard = faiss.read_index(trained_file)
+    x = np.load(vectors_file, mmap_mode="r", allow_pickle=False)
+    _add(shard, x, np.load(mean_file, allow_pickle=False), start, stop)
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tmp")
     faiss.write_index(shard, str(tmp))
-    tmp.replace(path)
+    tmp.replace(out)
     return int(shard.ntotal)
 
 
@@ -113,24 +115,39 @@ def merge_shards(trained: faiss.IndexIVF, shards: list[tuple[int, Path]]) -> fai
     return merged
 
 
+def _in_process(fn, jobs):
+    return (fn(*args) for args in jobs)
+
+
 def build_sharded_index(embeddings: np.ndarray, folder: Path, shard_rows: int = 250_000, nprobe: int = 32,
-                        seed: int = 0, centre: bool = True, run=map, report=None) -> tuple[SimilarityIndex, list[dict]]:
+                        seed: int = 0, centre: bool = True, run=_in_process, report=None
+                        ) -> tuple[SimilarityIndex, list[dict]]:
     """IVF-Flat built per shard of rows and merged (FAISS's recipe for indexes too large for one pass:
     one coarse quantiser trained on a sample and shared, inverted lists filled per shard, then merged).
 
-    ``run(fn, jobs)`` maps the shard builds (the built-in ``map`` here; a distributed executor's map on a
-    cluster). A shard file already in ``folder`` with the right row count is kept, so an interrupted build
-    redoes only its missing shards. Returns the index and a record per shard (rows, file, bytes)."""
+    ``run(fn, jobs)`` runs the shard tasks :func:`build_shard` (in this process by default; an executor's
+    ``map`` on a cluster). They read the trained index, the centring vector and the vectors from files in
+    ``folder`` (the vectors from their own npy file when ``embeddings`` is memory-mapped). A shard file
+    already in ``folder`` with the right row count is kept, so an interrupted build redoes only its
+    missing shards. Returns the index and a record per shard (rows, file, bytes, whether rebuilt)."""
     folder.mkdir(parents=True, exist_ok=True)
     n, d = embeddings.shape
     mean = streamed_mean(embeddings).astype(np.float32) if centre else np.zeros(d, np.float32)
     trained = trained_ivf(embeddings, mean, nprobe, seed)
+    files = {"trained": folder / "trained.faiss", "mean": folder / "mean.npy"}
+    faiss.write_index(trained, str(files["trained"]))
+    np.save(files["mean"], mean, allow_pickle=False)
+    source = getattr(embeddings, "filename", None)
+    if source is None or not str(source).endswith(".npy"):
+        source = folder / "vectors.npy"
+        np.save(source, np.ascontiguousarray(embeddings, np.float32), allow_pickle=False)
     ranges = shard_ranges(n, shard_rows)
     paths = [folder / f"shard-{i:05d}-{start}-{stop}.faiss" for i, (start, stop) in enumerate(ranges)]
     todo = [i for i, ((start, stop), p) in enumerate(zip(ranges, paths)) if not _whole(p, stop - start)]
-    for done, i in enumerate(run(lambda i: (build_shard(trained, embeddings, mean, *ranges[i], paths[i]), i)[1], todo)):
+    jobs = [(str(files["trained"]), str(source), str(files["mean"]), *ranges[i], str(paths[i])) for i in todo]
+    for done, _ in enumerate(run(build_shard, jobs)):
         if report is not None:
-            report(done + 1, len(todo), f"index shard {i + 1} of {len(ranges)}")
+            report(done + 1, len(todo), f"index shard {done + 1} of {len(todo)} built ({len(ranges)} in all)")
     index = merge_shards(trained, [(start, p) for (start, _), p in zip(ranges, paths)])
     records = [{"start": start, "stop": stop, "file": p.name, "bytes": p.stat().st_size, "rebuilt": i in todo}
                for i, ((start, stop), p) in enumerate(zip(ranges, paths))]

@@ -53,18 +53,24 @@ def test_an_index_built_in_shards_and_merged_answers_exactly_as_one_built_in_one
     assert not list(tmp_path.glob(".*.tmp"))  # no half-written shard left behind
 
 
-def test_the_index_stage_builds_large_spaces_in_shards_and_leaves_no_scratch(tmp_path, monkeypatch):
+def test_the_index_stage_builds_large_spaces_in_shards_on_the_builds_executor(tmp_path, monkeypatch):
+    from precompute.executor import LocalExecutor
     from precompute.stage import StageContext
-    from precompute.stages.index import SHARDS_DIR, IndexConfig, _sharded
+    from precompute.stages.index import IndexConfig, _sharded
 
     monkeypatch.setattr(gindex, "EXACT_MAX_ROWS", 100)
-    x = np.random.default_rng(3).normal(size=(3_000, 8)).astype(np.float32)
-    out = tmp_path / ".tmp-index"
-    out.mkdir()
-    steps = []
-    ctx = StageContext("index", IndexConfig(shard_rows=1_000, nprobe=8), out, {},
-                       report=lambda i, n, msg: steps.append(msg))
+    np.save(tmp_path / "embeddings.npy", np.random.default_rng(3).normal(size=(3_000, 8)).astype(np.float32))
+    x = np.load(tmp_path / "embeddings.npy", mmap_mode="r")
+    tasks, steps = [], []
+
+    class Counting(LocalExecutor):
+        def map(self, fn, jobs):
+            tasks.extend(jobs)
+            return super().map(fn, jobs)
+
+    ctx = StageContext("index", IndexConfig(shard_rows=1_000, nprobe=8), tmp_path / "out", {},
+                       report=lambda i, n, msg: steps.append(msg), executor=Counting(), scratch=tmp_path / "shards")
     sim, shards = _sharded(ctx, "embeddings", x, ctx.cfg)
-    assert len(shards) == 3 and steps[-1] == "embeddings: index shard 3 of 3"
+    assert len(shards) == 3 and len(tasks) == 3 and steps[-1] == "embeddings: index shard 3 of 3 built (3 in all)"
+    assert tasks[0][1] == str(tmp_path / "embeddings.npy")  # the workers read the memory-mapped file itself
     np.testing.assert_array_equal(sim.search(x[:50], 5)[1], gindex.build_index(x, nprobe=8).search(x[:50], 5)[1])
-    assert not (tmp_path / SHARDS_DIR).exists()

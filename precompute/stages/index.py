@@ -4,23 +4,18 @@ retrieves galaxies that share a structure (held-out queries)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from galaxyml import index as gindex
-from galaxyml.arrays import streamed_mean
 from galaxyml.data.survey import Survey
 from galaxyml.features import CODE_INDICES_FILE, CODE_VALUES_FILE
 from galaxyml.search import dense_codes, retrieval_table
 from precompute.stage import StageContext, register
 
-SHARDS_DIR = ".index-shards"
-"""Folder of the run holding index shards while they are built."""
 VERSION = 3  # 3: an index of the sparse codes, recall and latency measured, retrieval precision
 
 
@@ -66,19 +61,11 @@ def space_vectors(inputs: dict) -> dict[str, np.ndarray]:
 
 
 def _sharded(ctx: StageContext, name: str, x: np.ndarray, cfg: IndexConfig) -> tuple[gindex.SimilarityIndex, list]:
-    """The IVF index of one space built shard by shard in a scratch folder of the run, named after what
-    the shards hold (the vectors' sum, their shape and the settings), removed once merged."""
-    key = hashlib.sha256(np.asarray(streamed_mean(x), np.float64).tobytes()
-                         + repr((name, x.shape, cfg.shard_rows, cfg.nprobe, cfg.seed)).encode()).hexdigest()[:16]
-    scratch = ctx.out.parent / SHARDS_DIR / f"{name}-{key}"
-    sim, shards = gindex.build_sharded_index(x, scratch, cfg.shard_rows, cfg.nprobe, cfg.seed,
-                                             centre=name == "embeddings",
+    """The IVF index of one space built shard by shard by the build's executor, in the stage's shard folder
+    of the run (kept across an interrupted build, removed once the stage is committed)."""
+    sim, shards = gindex.build_sharded_index(x, ctx.shard_folder() / name, cfg.shard_rows, cfg.nprobe, cfg.seed,
+                                             centre=name == "embeddings", run=ctx.shard_executor().map,
                                              report=lambda i, n, msg: ctx.progress(i, n, f"{name}: {msg}"))
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        scratch.parent.rmdir()  # the last space's shards gone
-    except OSError:
-        pass
     return sim, shards
 
 
