@@ -45,11 +45,12 @@ class LocalExecutor:
 class RayExecutor:
     """Tasks on a Ray cluster: the one at ``address`` (``ray.init(address=...)``, e.g. ``auto`` or
     ``ray://head:10001``; ``$RAY_ADDRESS`` when unset) or, without one, a Ray instance started on this
-    machine for the build. Results are yielded as tasks finish."""
+    machine for the build (``num_cpus`` workers; all CPUs by default). Results are yielded as tasks finish."""
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, cpus_per_task: float = 1.0, max_retries: int = 3):
+    def __init__(self, address: str | None = None, cpus_per_task: float = 1.0, max_retries: int = 3,
+                 num_cpus: int | None = None):
         try:
             import ray
         except ImportError as e:
@@ -63,8 +64,8 @@ class RayExecutor:
         if self.started:
             env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}}
             try:
-                ray.init(address=address, runtime_env=env, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                local = {} if address else {"num_cpus": num_cpus, "include_dashboard": False}
+                ray.init(address=address, runtime_env=env, log_to_driver=False, configure_logging=False, **local)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
                 raise ExecutorError(f"cannot connect to {where}: {e}. Start it with `ray start --head` (and "
