@@ -58,9 +58,17 @@ def train_classifier(x_tr, y_tr, x_va, y_va, width, epochs, batch, lr, seed, rep
     def loss(idx, train, rng):
         x, y = (x_tr, yt) if train else (x_va, yv)
         xb = dihedral(x[idx], [np.zeros((0, 2))] * len(idx), rng)[0] if train else x[idx]
-        return F.binary_cross_entropy_with_logits(model(torch.as_tensor(xb)), y[idx])
+        return F.binary_cross_entropy_with_logits(model(_nhwc(xb)), y[idx])
 
-    return model, fit(model, loss, len(x_tr), len(x_va), epochs, batch, lr, seed, "classifier", report)
+    model.to(memory_format=torch.channels_last)
+    record = fit(model, loss, len(x_tr), len(x_va), epochs, batch, lr, seed, "classifier", report)
+    return model.to(memory_format=torch.contiguous_format), record
+
+
+def _nhwc(x: np.ndarray) -> torch.Tensor:
+    """A batch of images in channels-last memory: oneDNN's convolutions on the CPU are about 1.25x faster on
+    it (a detector training step: 0.115 s against 0.143 s on 2 cores). Trained so, saved contiguous."""
+    return torch.as_tensor(x).contiguous(memory_format=torch.channels_last)
 
 
 def train_detector(x_tr, c_tr, r_tr, x_va, c_va, r_va, width, epochs, batch, lr, seed, sigma_cells=1.0, report=None):
@@ -76,9 +84,11 @@ def train_detector(x_tr, c_tr, r_tr, x_va, c_va, r_va, width, epochs, batch, lr,
         xb, cb = dihedral(x[idx], [c[i] for i in idx], rng, roll=True) if train else (x[idx], [c[i] for i in idx])
         cells = [p / stride for p in cb]
         heat = torch.as_tensor(gaussian_targets((len(idx), h, h), cells, sigma_cells))
-        return detector_loss(model(torch.as_tensor(xb)), heat, cells, [r[i] for i in idx])
+        return detector_loss(model(_nhwc(xb)), heat, cells, [r[i] for i in idx])
 
-    return model, fit(model, loss, len(x_tr), len(x_va), epochs, batch, lr, seed, "detector", report)
+    model.to(memory_format=torch.channels_last)
+    record = fit(model, loss, len(x_tr), len(x_va), epochs, batch, lr, seed, "detector", report)
+    return model.to(memory_format=torch.contiguous_format), record
 
 
 def train_catalogue(f_tr, t_tr, f_va, t_va, grid, epochs, batch, lr, seed, report=None):
