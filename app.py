@@ -46,7 +46,7 @@ if atlas is None:
         st.error(sel.error)
     else:
         st.info("No atlas is loaded. Start a build from the sidebar: *quick* takes under a minute, "
-                "*demo* about 10 minutes.", icon=":material/arrow_back:")
+                "*demo* 15-30 minutes on two cores (its feature pages open sooner).", icon=":material/arrow_back:")
     st.stop()
 
 manifest = atlas.manifest
