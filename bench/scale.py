@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import faiss  # noqa: E402
 
-from bench.search import latency, manifold_vectors, recall  # noqa: E402
+from bench.search import database_and_queries, latency, recall  # noqa: E402
 from galaxyml.index import build_index, build_sharded_index, normalise  # noqa: E402
 
 
@@ -39,11 +39,7 @@ def main() -> None:
     args = p.parse_args()
     faiss.omp_set_num_threads(args.threads)
 
-    t0 = time.perf_counter()
-    x = manifold_vectors(args.n + args.queries, args.d)
-    queries, x = x[: args.queries], x[args.queries :]
-    print(f"{args.n:,} x {args.d} synthetic manifold vectors (+{args.queries} held-out queries) in "
-          f"{time.perf_counter() - t0:.1f} s; {args.threads} FAISS threads")
+    x, queries = database_and_queries(args.n, args.d, args.queries)
 
     t0 = time.perf_counter()
     one = build_index(x, large="ivf")

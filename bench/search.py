@@ -48,6 +48,16 @@ def manifold_vectors(n: int, d: int = 256, intrinsic: int = 8, noise: float = 0.
     return out
 
 
+def database_and_queries(n: int, d: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` database vectors and ``n_queries`` held-out queries (not in the database) from one manifold,
+    with what was made and how long it took printed."""
+    t0 = time.perf_counter()
+    x = manifold_vectors(n + n_queries, d)
+    print(f"{n:,} x {d} synthetic manifold vectors (+{n_queries} held-out queries) in {time.perf_counter() - t0:.1f} s; "
+          f"{faiss.omp_get_max_threads()} FAISS threads; {os.cpu_count()} CPUs on this machine")
+    return x[n_queries:], x[:n_queries]
+
+
 def latency(search, queries: np.ndarray, k: int = 10) -> tuple[float, float]:
     times = []
     for q in queries:
@@ -75,11 +85,7 @@ def main() -> None:
     args = p.parse_args()
     faiss.omp_set_num_threads(args.threads)
 
-    t0 = time.perf_counter()
-    x = manifold_vectors(args.n + args.queries, args.d)
-    queries, x = x[: args.queries], x[args.queries :]
-    print(f"{args.n:,} x {args.d} synthetic manifold vectors (+{args.queries} held-out queries) in "
-          f"{time.perf_counter() - t0:.1f} s; {args.threads} FAISS threads; {os.cpu_count()} CPUs on this machine")
+    x, queries = database_and_queries(args.n, args.d, args.queries)
     ev = np.linalg.eigvalsh(np.cov(normalise(x[:20000]).T))[::-1]
     print(f"spectrum: top direction {ev[0] / ev.sum():.1%} of the variance, 90% in {int(np.searchsorted(np.cumsum(ev) / ev.sum(), 0.9)) + 1} "
           f"of {args.d} directions")
