@@ -21,3 +21,10 @@ def fraction_unexplained(err: np.ndarray | float, sum_x: np.ndarray, sum_sq: flo
     if not n or var <= 0:
         return np.full_like(np.asarray(err, np.float64), np.nan) if np.ndim(err) else float("nan")
     return np.asarray(err, np.float64) / var if np.ndim(err) else float(err) / var
+
+
+def shard_ranges(n: int, shard_rows: int) -> list[tuple[int, int]]:
+    """Contiguous row ranges [start, stop) of at most ``shard_rows`` rows covering ``n`` rows."""
+    if shard_rows < 1:
+        raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
+    return [(s, min(s + shard_rows, n)) for s in range(0, n, shard_rows)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from galaxyml.arrays import streamed_mean
+from galaxyml.arrays import shard_ranges, streamed_mean
 
 EXACT_MAX_ROWS = 100_000
 INDEX_FILE = "embeddings.faiss"
@@ -80,13 +80,6 @@ def trained_ivf(embeddings: np.ndarray, mean: np.ndarray, nprobe: int = 32, seed
     index.train(normalise(np.asarray(embeddings[sample]) - mean))
     index.nprobe = nprobe
     return index
-
-
-def shard_ranges(n: int, shard_rows: int) -> list[tuple[int, int]]:
-    """Contiguous row ranges [start, stop) of at most ``shard_rows`` rows covering ``n`` rows."""
-    if shard_rows < 1:
-        raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
-    return [(s, min(s + shard_rows, n)) for s in range(0, n, shard_rows)]
 
 
 def build_shard(trained_file: str, vectors_file: str, mean_file: str, start: int, stop: int, path: str) -> int:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from galaxyml.arrays import shard_ranges
 from galaxyml.atlas import sha256_file
-from galaxyml.index import shard_ranges
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> None:
